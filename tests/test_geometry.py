@@ -182,7 +182,10 @@ def test_largest_contour_picks_the_component_with_most_boundary_points():
 def test_tangent_point_is_a_support_point_and_hsd_matches_all_head_pixels(seed):
     rng = np.random.default_rng(seed)
     cx, cy, r = int(rng.integers(120, 200)), int(rng.integers(110, 190)), int(rng.integers(20, 50))
-    ps = ((int(rng.integers(10, 60)), int(rng.integers(10, 60))), (int(rng.integers(70, 110)), int(rng.integers(20, 80))))
+    ps = (
+        (int(rng.integers(10, 60)), int(rng.integers(10, 60))),
+        (int(rng.integers(70, 110)), int(rng.integers(20, 80))),
+    )
     lab = _scene(ps, (cx, cy), r)
     lm = landmarks_from_mask(lab)
     ps1, ps2, fh1 = lm.to_array()
