@@ -37,3 +37,12 @@ def iugc2024_masks() -> Path:
     if not IUGC2024_MASKS.is_dir():
         pytest.skip(f"{IUGC2024_MASKS} is absent")
     return IUGC2024_MASKS
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The ``shared/data`` folder; the test is skipped when it is absent."""
+    data = SHARED / "data"
+    if not data.is_dir():
+        pytest.skip(f"shared data not found at {data}")
+    return data

@@ -1,0 +1,195 @@
+"""The ``partus`` command line (typer + rich). A thin shell: parse, call the library, format.
+
+Exit codes: 0 success; 1 some inputs could not be read (the others were processed); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .conventions import HSDMethod, Orientation
+
+app = typer.Typer(
+    name="partus",
+    help="Labour progress on intrapartum ultrasound: landmarks, Angle of Progression (AoP), HSD.",
+    no_args_is_help=True,
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".mha", ".mhd", ".nii", ".nii.gz")
+
+
+class LabelScheme(StrEnum):
+    auto = "auto"
+    psfhs = "psfhs"
+    iugc2024 = "iugc2024"
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Labour progress on intrapartum ultrasound: landmarks, Angle of Progression (AoP), HSD.
+
+    A research tool, not a medical device. Conventions: docs/conventions.md.
+    """
+    if version:
+        from . import __version__
+
+        out.print(f"partus {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _expand(paths: Iterable[Path], suffixes: tuple[str, ...]) -> list[Path]:
+    """Files as given, and the matching files inside given folders (sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(suffixes))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise _usage(f"{p}: no such file or folder")
+    if not files:
+        raise _usage(f"no input files found (looked for {', '.join(suffixes)})")
+    return files
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+
+
+def _find_image(images: Path | None, mask: Path) -> Path | None:
+    if images is None:
+        return None
+    hits = sorted(p for p in images.glob(f"{_stem(mask)}.*") if p.is_file())
+    return hits[0] if hits else None
+
+
+def _progress(items: list, description: str, quiet: bool):
+    if quiet or len(items) < 20:
+        return items
+    from rich.progress import track
+
+    return track(items, description=description, console=err, transient=True)
+
+
+@app.command()
+def geometry(
+    masks: Annotated[list[Path], typer.Argument(help="Mask files or folders of masks (PNG, .mha, .nii...).")],
+    labels: Annotated[
+        LabelScheme, typer.Option(help="Label values: psfhs 0/1/2, iugc2024 0/7/8 or 0/127/255, auto detects.")
+    ] = LabelScheme.auto,
+    orientation: Annotated[
+        Orientation, typer.Option(help="standard = official rule; mirrored for mirrored scans.")
+    ] = Orientation.STANDARD,
+    hsd: Annotated[HSDMethod, typer.Option(help="HSD definition.")] = HSDMethod.NEAREST,
+    spacing: Annotated[
+        tuple[float, float] | None, typer.Option(help="Pixel spacing SX SY in mm/px: HSD in mm.")
+    ] = None,
+    clean: Annotated[bool, typer.Option(help="Clean predicted masks first (largest part, holes, border).")] = False,
+    allow_border: Annotated[bool, typer.Option(help="Measure even if a PS end touches the image border.")] = False,
+    images: Annotated[Path | None, typer.Option(help="Folder of images with the masks' names, for overlays.")] = None,
+    overlays: Annotated[Path | None, typer.Option(help="Write an overlay PNG per mask into this folder.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write IUGC 2025 CSV (+ AOP, HSD, status) here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Landmarks, AoP and HSD from PS/FH masks, by the official rule (docs/conventions.md)."""
+    from .geometry import measure_mask
+    from .io import read_any, read_label_map, write_predictions_csv
+
+    files = _expand(masks, MASK_SUFFIXES)
+    if images is not None and not images.is_dir():
+        raise _usage(f"--images {images}: not a folder")
+    records, failures = [], 0
+    for path in _progress(files, "Measuring masks", quiet):
+        try:
+            lab = read_label_map(path, scheme=labels.value)
+            sp = spacing
+            if sp is None and path.name.lower().endswith((".mha", ".mhd", ".nii", ".nii.gz")):
+                sp = read_any(path).pixel_spacing
+            m = measure_mask(
+                lab, orientation=orientation, hsd_method=hsd, pixel_spacing=sp, clean=clean, allow_border=allow_border
+            )
+        except ValueError as exc:  # InputError and friends: report, skip, go on
+            failures += 1
+            err.print(f"[red]skipped[/red] {exc}")
+            continue
+        records.append((path, m))
+        if overlays is not None:
+            _write_overlay(overlays, path, m, lab, _find_image(images, path))
+
+    if csv is not None:
+        write_predictions_csv(csv, [(p.name, m) for p, m in records])
+    if not quiet:
+        _print_measurements(records, json_out)
+    if failures:
+        err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _write_overlay(folder: Path, mask_path: Path, m, lab, image_path: Path | None) -> None:
+    import cv2
+
+    from .io import atomic_path, read_any
+    from .viz import draw_overlay
+
+    if image_path is not None:
+        image = read_any(image_path).pixels
+        if image.ndim != 2 or image.shape != lab.shape:
+            image = (lab * 100).astype("uint8")
+    else:
+        image = (lab.astype("uint8") * 100).astype("uint8")
+    ov = draw_overlay(image, m, label_map=lab, title=mask_path.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{_stem(mask_path)}_overlay.png"
+    ok, buf = cv2.imencode(".png", ov)
+    if not ok:
+        raise RuntimeError(f"could not encode the overlay for {mask_path}")
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(buf.tobytes())
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _print_measurements(records, as_json: bool) -> None:
+    if as_json:
+        data = [{"file": str(p), **m.as_dict()} for p, m in records]
+        out.print_json(json.dumps(data, allow_nan=False))
+        return
+    table = Table(title=f"{len(records)} measurement(s)", show_lines=False)
+    for col in ("file", "PS1", "PS2", "FH1", "AoP (deg)", "HSD", "status"):
+        table.add_column(col, justify="right" if col in ("AoP (deg)", "HSD") else "left")
+    for p, m in records:
+        pts = ["-"] * 3 if m.landmarks is None else [f"({x:g}, {y:g})" for x, y in m.landmarks.to_array()]
+        status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {m.reason}"
+        table.add_row(p.name, *pts, _fmt(m.aop), f"{_fmt(m.hsd)} {m.hsd_unit}", status)
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    sys.exit(app())
