@@ -191,5 +191,85 @@ def _print_measurements(records, as_json: bool) -> None:
     out.print(table)
 
 
+@app.command()
+def evaluate(
+    pred: Annotated[Path, typer.Option("--pred", help="Prediction CSV (IUGC 2025 format, optional HSD).")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground-truth CSV (IUGC 2025 format, optional HSD).")],
+    gt_aop: Annotated[Path | None, typer.Option(help="Ground-truth AoP CSV (Filename,AOP), if separate.")] = None,
+    pred_masks: Annotated[Path | None, typer.Option(help="Folder of predicted masks (matched by name).")] = None,
+    gt_masks: Annotated[Path | None, typer.Option(help="Folder of ground-truth masks.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write summary.json, per_image.csv and plots here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Landmark, AoP, HSD (and segmentation) errors of predictions against ground truth."""
+    from .errors import InputError
+    from .evaluate import evaluate_files
+
+    for opt, path in (("--pred", pred), ("--gt", gt), ("--gt-aop", gt_aop)):
+        if path is not None and not path.is_file():
+            raise _usage(f"{opt} {path}: no such file")
+    if (pred_masks is None) != (gt_masks is None):
+        raise _usage("--pred-masks and --gt-masks go together")
+    for opt, path in (("--pred-masks", pred_masks), ("--gt-masks", gt_masks)):
+        if path is not None and not path.is_dir():
+            raise _usage(f"{opt} {path}: not a folder")
+    try:
+        res = evaluate_files(pred, gt, gt_aop_csv=gt_aop, pred_masks=pred_masks, gt_masks=gt_masks)
+    except InputError as exc:
+        raise _usage(str(exc)) from None
+    reports = [r for r in (res.landmarks, res.segmentation) if r is not None]
+    if res.unmatched_predictions:
+        err.print(f"[yellow]ignored {len(res.unmatched_predictions)} prediction(s) not in the ground truth[/yellow]")
+    if res.missing_pred_masks:
+        err.print(f"[yellow]{len(res.missing_pred_masks)} predicted mask(s) missing: scored as empty[/yellow]")
+    if json_out:
+        summary = {"landmarks": res.landmarks.summary}
+        if res.segmentation is not None:
+            summary["segmentation"] = res.segmentation.summary
+        out.print_json(json.dumps(summary, default=_json_default))
+    else:
+        _print_evaluation(res)
+    if report is not None:
+        from .report import write_report
+
+        written = write_report(reports if len(reports) > 1 else reports[0], report)
+        err.print(f"report: {len(written)} file(s) in {report}")
+
+
+def _json_default(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else str(value)
+
+
+def _print_evaluation(res) -> None:
+    s = res.landmarks.summary
+    unit = s["unit"]
+    t = Table(title=f"Landmarks: {s['n_images']} image(s), {s['n_missing']} missing/not measurable")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row(f"MRE ({unit})", _fmt(s["mre"], 3))
+    for name, v in s["per_landmark"].items():
+        t.add_row(f"  {name} error ({unit})", _fmt(v, 3))
+    for r, v in s["sdr"].items():
+        t.add_row(f"SDR@{r} {unit} (%)", _fmt(100 * v, 1))
+    for key, label, u in (("aop", "AoP", "deg"), ("hsd", "HSD", unit)):
+        a = s.get(key)
+        if a:
+            t.add_row(f"{label} MAE ({u})", _fmt(a["mae"], 3))
+            t.add_row(f"{label} median AE ({u})", _fmt(a["median_ae"], 3))
+            t.add_row(f"{label} bias, pred - gt ({u})", _fmt(a["bias"], 3))
+    out.print(t)
+    if res.segmentation is not None:
+        seg = res.segmentation.summary
+        t = Table(title=f"Segmentation: {seg['n_images']} image(s)")
+        for col in ("class", "Dice", f"HD ({seg['unit']})", "HD95", "ASD", "empty pred."):
+            t.add_column(col, justify="left" if col == "class" else "right")
+        for cls, m in seg["per_class"].items():
+            row = [_fmt(m[k], 4 if k == "dice" else 2) for k in ("dice", "hd", "hd95", "asd")]
+            t.add_row(cls, *row, str(seg["n_empty_pred"][cls]))
+        out.print(t)
+        aop_mae = s["aop"]["mae"] if s.get("aop") else math.nan
+        out.print(f"FH-PS-AoP 2023 score: {_fmt(res.segmentation.score(aop_mae), 4)}")
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
