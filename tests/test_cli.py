@@ -45,7 +45,7 @@ def test_geometry_on_bundled_samples_matches_their_landmarks(tmp_path):
         row = expected[Path(d["file"]).name]
         assert d["status"] == "ok"
         for k in ("PS1", "PS2", "FH1"):
-            assert "(%g, %g)" % tuple(d["landmarks"][k]) == row[k].replace(" ", " ")
+            assert "({:g}, {:g})".format(*d["landmarks"][k]) == row[k]
         assert d["aop_deg"] == pytest.approx(float(row["AOP"]), abs=1e-6)
         assert d["hsd"] == pytest.approx(float(row["HSD"]), abs=1e-6)
     written = read_predictions_csv(tmp_path / "m.csv")
