@@ -9,7 +9,6 @@ import json
 import math
 import sys
 from collections.abc import Iterable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .conventions import HSDMethod, Orientation
+from .conventions import HSDMethod, LabelScheme, Orientation
 
 app = typer.Typer(
     name="partus",
@@ -31,13 +30,6 @@ out = Console()
 err = Console(stderr=True)
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".mha", ".mhd", ".nii", ".nii.gz")
-
-
-class LabelScheme(StrEnum):
-    auto = "auto"
-    psfhs = "psfhs"
-    iugc2024 = "iugc2024"
 
 
 @app.callback()
@@ -100,7 +92,7 @@ def geometry(
     masks: Annotated[list[Path], typer.Argument(help="Mask files or folders of masks (PNG, .mha, .nii...).")],
     labels: Annotated[
         LabelScheme, typer.Option(help="Label values: psfhs 0/1/2, iugc2024 0/7/8 or 0/127/255, auto detects.")
-    ] = LabelScheme.auto,
+    ] = LabelScheme.AUTO,
     orientation: Annotated[
         Orientation, typer.Option(help="standard = official rule; mirrored for mirrored scans.")
     ] = Orientation.STANDARD,
@@ -119,6 +111,7 @@ def geometry(
     """Landmarks, AoP and HSD from PS/FH masks, by the official rule (docs/conventions.md)."""
     from .geometry import measure_mask
     from .io import read_any, read_label_map, write_predictions_csv
+    from .io.labels import MASK_SUFFIXES
 
     files = _expand(masks, MASK_SUFFIXES)
     if images is not None and not images.is_dir():

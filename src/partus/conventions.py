@@ -72,6 +72,18 @@ class HSDMethod(StrEnum):
     INFRAPUBIC = "infrapubic"
 
 
+class LabelScheme(StrEnum):
+    """How label values of a mask file map to partus values (0 background, 1 PS, 2 FH).
+
+    ``psfhs``: 0/1/2. ``iugc2024``: training masks 0/7/8, or validation/test masks 0/127/255 where the
+    smaller foreground area is PS. ``auto``: the first scheme whose values contain every value found.
+    """
+
+    AUTO = "auto"
+    PSFHS = "psfhs"
+    IUGC2024 = "iugc2024"
+
+
 class Status(StrEnum):
     """Quality verdict of one measurement."""
 

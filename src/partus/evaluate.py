@@ -328,11 +328,10 @@ def evaluate_landmarks(
 
 
 # --------------------------------------------------------------------------- files
-MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".mha", ".mhd", ".nii", ".nii.gz")
-
-
 def _mask_index(folder: Path) -> dict[str, Path]:
     """Mask files of a folder by stem (``a.png`` and ``a.mha`` both index as ``a``)."""
+    from .io.labels import MASK_SUFFIXES
+
     index: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         name = p.name.lower()

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 
 import numpy as np
 
-from ..conventions import BACKGROUND, FH, IUGC2024_TRAIN_LABELS, PS, parse_enum
+from ..conventions import BACKGROUND, FH, IUGC2024_TRAIN_LABELS, PS, LabelScheme, parse_enum
 from ..errors import InputError
 from .images import read_any
 
@@ -24,12 +23,8 @@ IUGC2024_TRAIN_VALUES = frozenset(IUGC2024_TRAIN_LABELS)
 IUGC2024_EVAL_VALUES = frozenset({0, 127, 255})
 
 
-class LabelScheme(StrEnum):
-    """How label values of a mask file map to partus values; see the module docstring."""
-
-    AUTO = "auto"
-    PSFHS = "psfhs"
-    IUGC2024 = "iugc2024"
+#: File suffixes of mask files (images and medical volumes), lower case.
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".mha", ".mhd", ".nii", ".nii.gz")
 
 
 def _by_area(arr: np.ndarray, source: str | os.PathLike) -> np.ndarray:
