@@ -138,6 +138,9 @@ def geometry(
         write_predictions_csv(csv, [(p.name, m) for p, m in records])
     if not quiet:
         _print_measurements(records, json_out)
+        written = [f"CSV {csv}"] * (csv is not None) + [f"overlays in {overlays}/"] * (overlays is not None)
+        if written:
+            err.print("wrote " + ", ".join(written))
     if failures:
         err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
         raise typer.Exit(EXIT_PARTIAL)
@@ -176,7 +179,8 @@ def _print_measurements(records, as_json: bool) -> None:
         return
     table = Table(title=f"{len(records)} measurement(s)", show_lines=False)
     for col in ("file", "PS1", "PS2", "FH1", "AoP (deg)", "HSD", "status"):
-        table.add_column(col, justify="right" if col in ("AoP (deg)", "HSD") else "left")
+        right = col in ("AoP (deg)", "HSD")
+        table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
     for p, m in records:
         pts = ["-"] * 3 if m.landmarks is None else [f"({x:g}, {y:g})" for x, y in m.landmarks.to_array()]
         status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {m.reason}"
