@@ -198,3 +198,21 @@ def test_evaluate_masks_with_one_missing_prediction(tmp_path):
     seg = json.loads(res.stdout)["segmentation"]
     assert seg["per_class"]["FH"]["dice"] == pytest.approx(0.75)  # 3 perfect + 1 empty (Dice 0)
     assert seg["per_class"]["PS"]["hd"] == pytest.approx(25.0)  # (0 + 0 + 0 + 100) / 4
+
+
+@pytest.mark.shared
+def test_geometry_cli_reproduces_psfhs_dev_landmarks(psfhs_dev, tmp_path):
+    res = _run("geometry", psfhs_dev / "labels", "--json", "--csv", tmp_path / "all.csv")
+    assert res.exit_code == EXIT_OK, res.stderr
+    got = {Path(d["file"]).name: d for d in json.loads(res.stdout)}
+    expected = _rows(psfhs_dev / "landmarks.csv")
+    assert len(got) == len(expected) == 658
+    for row in expected:
+        d = got[row["Filename"]]
+        assert d["status"] == "ok"
+        for k in ("PS1", "PS2", "FH1"):
+            assert "({:g}, {:g})".format(*d["landmarks"][k]) == row[k], (row["Filename"], k)
+        assert abs(d["aop_deg"] - float(row["AOP"])) <= 1e-6
+        assert abs(d["hsd"] - float(row["HSD"])) <= 1e-6
+    written = read_predictions_csv(tmp_path / "all.csv")
+    assert sorted(written) == sorted(got)
