@@ -86,3 +86,12 @@ def test_to_image_coords_aligns_pixel_edges():
     np.testing.assert_allclose(to_image_coords([[10, 20]], (128, 64), (512, 256)), [[41.5, 81.5]])
     with pytest.raises(ValueError, match="sizes must be positive"):
         to_image_coords([[1, 1]], (0, 64), (256, 256))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.tuples(st.floats(-1, 300), st.floats(-1, 300)), st.integers(16, 512), st.integers(16, 512))
+def test_grid_and_image_coords_are_inverse(pt, gh, gw):
+    from partus.decode import to_grid_coords
+
+    back = to_image_coords(to_grid_coords([pt], (256, 320), (gh, gw)), (gh, gw), (256, 320))
+    np.testing.assert_allclose(back, [pt], atol=1e-9)

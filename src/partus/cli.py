@@ -268,5 +268,66 @@ def _print_evaluation(res) -> None:
         out.print(f"FH-PS-AoP 2023 score: {_fmt(res.segmentation.score(aop_mae), 4)}")
 
 
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config (see configs/).", exists=True, dir_okay=False)]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config value: key.sub=value.")]
+
+
+def _load(config: Path, overrides: list[str] | None):
+    from .config import load_config
+    from .errors import InputError
+
+    try:
+        return load_config(config, overrides or [])
+    except InputError as exc:
+        raise _usage(str(exc)) from None
+
+
+@app.command()
+def train(
+    config: ConfigArg,
+    fold: Annotated[int | None, typer.Option(help="Train on the other folds of this grouped fold.")] = None,
+    devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) for Lightning DDP.")] = 1,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/NAME/all or foldK).")] = None,
+    overrides: SetOpt = None,
+    no_resume: Annotated[bool, typer.Option("--no-resume", help="Start afresh even if a checkpoint exists.")] = False,
+) -> None:
+    """Train a model (Lightning). Re-running the same command resumes an interrupted run exactly."""
+    cfg = _load(config, overrides)
+    from .train.fit import fit
+
+    out_dir = out_dir or Path("runs") / cfg.name / ("all" if fold is None else f"fold{fold}")
+    res = fit(cfg, out_dir, fold=fold, devices=devices, resume=not no_resume)
+    shown = {k: round(v, 4) for k, v in res.metrics.items()}
+    err.print(f"trained {cfg.model.name} for {res.epochs} epoch(s) in {res.seconds / 60:.1f} min; {shown}")
+    out.print(str(res.checkpoint))
+
+
+@app.command()
+def cv(
+    config: ConfigArg,
+    folds: Annotated[int, typer.Option(help="Number of grouped folds.")] = 5,
+    devices: Annotated[int, typer.Option(help="Devices for Lightning DDP.")] = 1,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/NAME/cv).")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Grouped K-fold cross-validation: trains every fold, evaluates out-of-fold predictions, writes a
+    report (summary.json, per-image CSV, plots) and cv_summary.json."""
+    cfg = _load(config, overrides)
+    from .train.cv import cross_validate
+
+    out_dir = out_dir or Path("runs") / cfg.name / "cv"
+    summary = cross_validate(cfg, out_dir, folds=folds, devices=devices)
+    s = summary["landmarks"]
+    table = Table(title=f"{cfg.name}: {folds}-fold grouped CV on {summary['n_images']} images")
+    for col in ("MRE px", "PS1", "PS2", "FH1", "SDR@5", "SDR@10", "AoP MAE", "AoP median", "missing"):
+        table.add_column(col, justify="right")
+    pl = s["per_landmark"]
+    table.add_row(_fmt(s["mre"]), _fmt(pl["PS1"]), _fmt(pl["PS2"]), _fmt(pl["FH1"]),
+                  _fmt(100 * s["sdr"]["5"], 1), _fmt(100 * s["sdr"]["10"], 1), _fmt(s["aop"]["mae"]),
+                  _fmt(s["aop"]["median_ae"]), str(s["n_missing"]))  # fmt: skip
+    out.print(table)
+    err.print(f"report in {out_dir}/report, summary in {out_dir}/cv_summary.json ({summary['seconds'] / 60:.1f} min)")
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())

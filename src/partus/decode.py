@@ -15,7 +15,7 @@ import numpy as np
 
 from .conventions import parse_enum
 
-__all__ = ["DecodeMethod", "decode_heatmaps", "to_image_coords"]
+__all__ = ["DecodeMethod", "decode_heatmaps", "to_grid_coords", "to_image_coords"]
 
 
 class DecodeMethod(StrEnum):
@@ -168,3 +168,14 @@ def to_image_coords(coords: Any, heatmap_size: tuple[int, int], image_size: tupl
         raise ValueError(f"sizes must be positive, got heatmap {heatmap_size} and image {image_size}")
     scale = np.array([iw / hw, ih / hh])
     return (c + 0.5) * scale - 0.5
+
+
+def to_grid_coords(coords: Any, image_size: tuple[int, int], grid_size: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`to_image_coords`: ``(x, y)`` of an image to a resized grid (input or heatmap)."""
+    c = np.asarray(coords, dtype=float)
+    if c.shape[-1] != 2:
+        raise ValueError(f"coords must have shape (..., 2), got {c.shape}")
+    (ih, iw), (gh, gw) = image_size, grid_size
+    if min(gh, gw, ih, iw) <= 0:
+        raise ValueError(f"sizes must be positive, got image {image_size} and grid {grid_size}")
+    return (c + 0.5) * np.array([gw / iw, gh / ih]) - 0.5

@@ -1,0 +1,163 @@
+"""Typed configuration: YAML file -> defaults -> ``--set key=value`` overrides -> saved copy.
+
+One YAML per method lives in ``configs/``; every field is documented here with its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
+
+__all__ = ["Config", "load_config", "save_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AugmentConfig(_Strict):
+    rotate_deg: float = 15.0
+    scale: float = 0.1
+    translate: float = 0.05
+    p_affine: float = 0.8
+    brightness: float = 0.2
+    contrast: float = 0.2
+    p_color: float = 0.5
+    gamma: tuple[float, float] = (80.0, 120.0)
+    p_gamma: float = 0.3
+    p_blur: float = 0.2
+    speckle: float = 0.15
+    p_speckle: float = 0.3
+    #: Horizontal flip probability. 0 by default: the datasets' ground truth follows the official,
+    #: x-based rule, so a mirrored copy needs ``flip_policy`` to say how its landmarks are defined.
+    p_hflip: float = 0.0
+    flip_policy: Literal["official", "anatomical"] = "official"
+
+
+class DataConfig(_Strict):
+    source: Literal["psfhs", "iugc2025", "phantoms"] = "psfhs"
+    #: PSFHS folder (psfhs-dev layout or original .mha release). Relative paths are relative to the
+    #: config file's folder.
+    root: str | None = "../../shared/data/psfhs-dev"
+    images: str | None = None  # iugc2025: image folder
+    csv: str | None = None  # iugc2025: Filename,PS1,PS2,FH1
+    n_phantoms: int = 200
+    phantom_size: int = 256
+    limit: int | None = None  # use only the first N records (smoke runs)
+    input_size: int = 128  # network input (square); points are mapped back to original pixels
+    sigma: float = 2.0  # Gaussian sigma of heatmap targets, in heatmap pixels
+    label_noise: float = 0.0  # paper 2: Gaussian noise (input px) added to target points when training
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+
+class ModelConfig(_Strict):
+    name: str = "heatmap_unet"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorWeightedConfig(_Strict):
+    """Paper 1: fine-tune with sample weights exp(-lam * mean landmark error), ``rounds`` times."""
+
+    rounds: int = 0
+    lam: float = 0.1
+    epochs: int = 5
+
+
+class TrainConfig(_Strict):
+    epochs: int = 40
+    max_steps: int = -1
+    batch_size: int = 8
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd
+    scheduler: Literal["cosine", "step", "plateau", "none"] = "cosine"
+    step_size: int = 15
+    gamma: float = 0.1
+    early_stopping_patience: int = 12
+    seed: int = 0
+    channels_last: bool = True
+    num_workers: int = 0
+    folds: int = 5
+    error_weighted: ErrorWeightedConfig = Field(default_factory=ErrorWeightedConfig)
+
+
+class LossConfig(_Strict):
+    dsnt_reg: Literal["js", "kl", "none"] = "js"
+    dsnt_reg_weight: float = 1.0
+
+
+class DecodeConfig(_Strict):
+    method: Literal["argmax", "quadratic", "dark", "soft_argmax"] = "dark"
+    tta_flip: bool = False
+
+
+class Config(_Strict):
+    name: str = "default"
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    #: Folder the relative data paths are resolved against (the config file's folder); not saved.
+    base_dir: str = Field(default=".", exclude=True)
+
+    def resolve(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+
+def _set(tree: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise InputError("--set", f"{dotted}: {k} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
+
+    Raises
+    ------
+    InputError
+        Unreadable YAML, unknown keys, wrong types, or a malformed override; the message names them.
+    """
+    tree: dict[str, Any] = {}
+    base = Path(".").resolve()
+    if path is not None:
+        path = Path(path)
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(path, f"cannot read the config: {exc}") from None
+        if not isinstance(tree, dict):
+            raise InputError(path, "a config must be a YAML mapping")
+        base = path.resolve().parent
+    for item in overrides:
+        if "=" not in item:
+            raise InputError("--set", f"expected key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        _set(tree, key.strip(), raw)
+    try:
+        return Config(**tree, base_dir=str(base))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(path or "config", problems) from None
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically)."""
+    from .io import atomic_write
+
+    return atomic_write(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

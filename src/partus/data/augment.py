@@ -1,0 +1,124 @@
+"""Keypoint- and mask-aware augmentation (albumentations) and the explicit mirror (horizontal flip).
+
+Photometric and affine transforms come from albumentations with ``KeypointParams(format="xy")``, whose
+affine/flip keypoint maps agree with partus' pixel-centre convention (checked in the tests).
+Resizing is *not* done here: albumentations' ``Resize`` maps keypoints as ``x * s``, 0.5 * (1 - s) px
+away from the resized image content; partus resizes with :func:`partus.decode.to_grid_coords`.
+
+A horizontal flip turns a scan into a mirrored scan. How landmarks follow it is a choice, never silent:
+
+``anatomical``
+    Landmarks keep their anatomical identity (PS1 stays the inferior end). Right for models that
+    should output anatomical landmarks on scans of either orientation.
+``official``
+    Landmarks are re-derived from the flipped mask by the official rule (PS1 = larger-x end), as the
+    datasets' ground truth is for mirrored scans. Needs a mask.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from ..conventions import parse_enum
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+__all__ = ["AugmentParams", "FlipPolicy", "build_augment", "hflip"]
+
+
+class FlipPolicy(StrEnum):
+    ANATOMICAL = "anatomical"
+    OFFICIAL = "official"
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Augmentation strengths (0 disables a transform). Defaults follow the papers, scaled to this data."""
+
+    rotate_deg: float = 15.0
+    scale: float = 0.1
+    translate: float = 0.05
+    p_affine: float = 0.8
+    brightness: float = 0.2
+    contrast: float = 0.2
+    p_color: float = 0.5
+    gamma: tuple[float, float] = (80.0, 120.0)
+    p_gamma: float = 0.3
+    p_blur: float = 0.2
+    speckle: float = 0.15
+    p_speckle: float = 0.3
+    p_hflip: float = 0.0
+    flip_policy: FlipPolicy = FlipPolicy.OFFICIAL
+
+
+def build_augment(params: AugmentParams):
+    """An albumentations ``Compose`` over ``image`` (uint8 H x W), ``mask`` and ``keypoints`` (K, 2)."""
+    import albumentations as A
+    import cv2
+
+    t = []
+    if params.p_affine > 0:
+        t.append(
+            A.Affine(
+                rotate=(-params.rotate_deg, params.rotate_deg),
+                scale=(1 - params.scale, 1 + params.scale),
+                translate_percent=(-params.translate, params.translate),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=0,
+                p=params.p_affine,
+            )
+        )
+    if params.p_color > 0:
+        t.append(A.RandomBrightnessContrast(params.brightness, params.contrast, p=params.p_color))
+    if params.p_gamma > 0:
+        t.append(A.RandomGamma(gamma_limit=params.gamma, p=params.p_gamma))
+    if params.p_blur > 0:
+        t.append(A.GaussianBlur(blur_limit=(3, 5), p=params.p_blur))
+    if params.p_speckle > 0:
+        s = params.speckle
+        t.append(A.MultiplicativeNoise(multiplier=(1 - s, 1 + s), elementwise=True, p=params.p_speckle))
+    return A.Compose(t, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False), seed=0)
+
+
+def hflip(
+    image: np.ndarray, points: np.ndarray, mask: np.ndarray | None, policy: FlipPolicy | str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mirror a scan left-right; landmarks follow ``policy`` (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        ``official`` without a mask, or a flipped mask that is not measurable.
+    """
+    from ..geometry import landmarks_from_mask
+
+    policy = parse_enum(FlipPolicy, policy, "flip_policy")
+    w = image.shape[1]
+    img = np.ascontiguousarray(image[:, ::-1])
+    msk = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
+    if policy == FlipPolicy.ANATOMICAL:
+        pts = np.array(points, dtype=float)
+        pts[:, 0] = (w - 1) - pts[:, 0]
+        return img, pts, msk
+    if msk is None:
+        raise ValueError("flip_policy='official' re-derives landmarks from the mask; this sample has none")
+    return img, landmarks_from_mask(msk).to_array(), msk
+
+
+def apply_augment(
+    compose: Any, image: np.ndarray, points: np.ndarray, mask: np.ndarray | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Run ``compose`` with a per-call seed (so a resumed run replays the same augmentations)."""
+    compose.set_random_seed(seed)
+    kw: dict[str, Any] = {"image": image, "keypoints": np.asarray(points, dtype=np.float32)}
+    if mask is not None:
+        kw["mask"] = mask
+    out = compose(**kw)
+    pts = np.asarray(out["keypoints"], dtype=float)[:, :2]
+    return out["image"], pts, out.get("mask")

@@ -1,0 +1,118 @@
+"""Torch dataset over in-memory :class:`~partus.data.records.Record` s.
+
+Order of operations per sample: optional mirror (:func:`~partus.data.augment.hflip`, at original
+resolution so the official rule sees the real mask) -> resize to the network input (image area/linear,
+mask nearest, points via :func:`partus.decode.to_grid_coords`) -> albumentations (affine, photometric)
+-> label noise (training only) -> targets. Augmentation is seeded by ``(seed, epoch, index)``, so an
+interrupted run resumed at an epoch boundary replays exactly the same samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..decode import to_grid_coords
+from ..preprocess import resize_image, to_input
+from .augment import AugmentParams, apply_augment, build_augment, hflip
+from .records import Record
+from .targets import gaussian_heatmaps, perturb_points
+
+__all__ = ["EpochSampler", "LandmarkDataset"]
+
+
+class LandmarkDataset(Dataset):
+    """Samples as dicts of tensors.
+
+    Keys: ``image`` (1, S, S) float32 in [0, 1]; ``points`` (3, 2) input-grid ``(x, y)`` (after label
+    noise when training); ``heatmaps`` (3, S/stride, S/stride) unit Gaussians at the points;
+    ``mask`` (S, S) int64 (zeros when the record has none) and ``has_mask``; ``index``; ``weight``
+    (the sample's loss weight, 1 unless set in ``weights``); ``orig_points`` (3, 2) and ``orig_size``
+    (2,) = (H, W) of the unaugmented record, for evaluation in original pixels.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        *,
+        input_size: int = 256,
+        stride: int = 1,
+        sigma: float = 2.0,
+        augment: AugmentParams | None = None,
+        label_noise: float = 0.0,
+        seed: int = 0,
+    ):
+        if input_size % stride:
+            raise ValueError(f"input_size {input_size} must be divisible by stride {stride}")
+        self.records = list(records)
+        self.size, self.stride, self.sigma = input_size, stride, sigma
+        self.params = augment
+        self.compose = build_augment(augment) if augment is not None else None
+        self.label_noise, self.seed, self.epoch = label_noise, seed, 0
+        self.weights = np.ones(len(self.records), np.float32)  # paper 1's error-weighted fine-tuning
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _seed(self, index: int) -> int:
+        return int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        r = self.records[index]
+        img, pts, mask = r.image, np.asarray(r.points, float), r.mask
+        rng = np.random.default_rng(self._seed(index))
+        if self.params is not None and rng.random() < self.params.p_hflip:
+            img, pts, mask = hflip(img, pts, mask, self.params.flip_policy)
+        h0, w0 = img.shape
+        s = self.size
+        img = resize_image(img, s)
+        if mask is not None and mask.shape != (s, s):
+            mask = cv2.resize(mask, (s, s), interpolation=cv2.INTER_NEAREST)
+        pts = to_grid_coords(pts, (h0, w0), (s, s))
+        if self.compose is not None:
+            img, pts, mask = apply_augment(self.compose, img, pts, mask, self._seed(index) ^ 0x5EED)
+            pts = perturb_points(pts, self.label_noise, rng)
+        g = s // self.stride
+        hm = gaussian_heatmaps(to_grid_coords(pts, (s, s), (g, g)), (g, g), self.sigma)
+        return {
+            "image": torch.from_numpy(to_input(img)[0]),
+            "points": torch.from_numpy(pts.astype(np.float32)),
+            "heatmaps": torch.from_numpy(hm),
+            "mask": torch.from_numpy(
+                np.zeros((s, s), np.int64) if mask is None else np.ascontiguousarray(mask, dtype=np.int64)
+            ),
+            "has_mask": torch.tensor(mask is not None),
+            "index": torch.tensor(index),
+            "weight": torch.tensor(self.weights[index]),
+            "orig_points": torch.from_numpy(np.asarray(r.points, np.float32)),
+            "orig_size": torch.tensor([h0, w0]),
+        }
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffling sampler whose order depends only on ``(seed, epoch)``: exact resume after interruption.
+
+    Lightning calls :meth:`set_epoch` at the start of every training epoch.
+    """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n

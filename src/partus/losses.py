@@ -1,0 +1,73 @@
+"""Losses of the three model kinds, each returning a per-sample vector (so samples can be weighted).
+
+- heatmap (paper 3): MSE between sigmoid heatmaps and unit Gaussians;
+- dsnt (paper 4): Euclidean distance of the DSNT expected coordinates + lambda x Jensen-Shannon (or KL)
+  divergence to a normalised Gaussian at the target;
+- segmentation (paper 1): cross-entropy + soft Dice over PS and FH.
+
+:func:`error_weights` gives paper 1's sample weights ``exp(-lambda * mean landmark error)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .models.dsnt import dsnt, js_regulariser, kl_regulariser, spatial_softmax
+
+__all__ = ["dsnt_loss", "error_weights", "heatmap_mse", "reduce", "segmentation_loss"]
+
+
+def heatmap_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample MSE of ``sigmoid(logits)`` against target heatmaps, both ``(N, K, h, w)``."""
+    return F.mse_loss(torch.sigmoid(logits), target, reduction="none").mean(dim=(1, 2, 3))
+
+
+def dsnt_loss(
+    logits: torch.Tensor, target_xy: torch.Tensor, *, sigma: float, reg: str = "js", reg_weight: float = 1.0
+) -> torch.Tensor:
+    """Per-sample DSNT loss; ``target_xy`` ``(N, K, 2)`` in heatmap-grid pixels (as :func:`dsnt` returns)."""
+    probs = spatial_softmax(logits)
+    euclid = torch.linalg.vector_norm(dsnt(probs) - target_xy, dim=-1)  # (N, K)
+    if reg == "js":
+        div = js_regulariser(probs, target_xy, sigma)
+    elif reg == "kl":
+        div = kl_regulariser(probs, target_xy, sigma)
+    elif reg == "none":
+        div = torch.zeros_like(euclid)
+    else:
+        raise ValueError(f"reg must be one of 'js', 'kl', 'none', got {reg!r}")
+    return (euclid + reg_weight * div).mean(dim=1)
+
+
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
+    """Per-sample cross-entropy + (1 - soft Dice averaged over the foreground classes).
+
+    ``logits`` ``(N, C, H, W)`` with class 0 background; ``mask`` ``(N, H, W)`` int64 in ``0..C-1``.
+    """
+    ce = F.cross_entropy(logits, mask, reduction="none").mean(dim=(1, 2))
+    probs = torch.softmax(logits, dim=1)[:, 1:]
+    onehot = F.one_hot(mask, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    inter = (probs * onehot).sum(dim=(2, 3))
+    denom = probs.sum(dim=(2, 3)) + onehot.sum(dim=(2, 3))
+    dice = (2 * inter + smooth) / (denom + smooth)
+    return ce + (1 - dice).mean(dim=1)
+
+
+def reduce(per_sample: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-sample losses, weighted (normalised by the weights' sum) when weights are given."""
+    if weights is None:
+        return per_sample.mean()
+    w = weights.to(per_sample.dtype)
+    return (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def error_weights(mean_errors: torch.Tensor, lam: float) -> torch.Tensor:
+    """Paper 1, eq. 1: ``w_i = exp(-lambda * e_i)`` with ``e_i`` the sample's mean landmark error (px).
+
+    Samples the model disagrees with most (likely label noise) contribute least when fine-tuning.
+    """
+    if lam < 0:
+        raise ValueError(f"lambda must be >= 0, got {lam}")
+    e = torch.nan_to_num(torch.as_tensor(mean_errors, dtype=torch.float32), nan=float("inf"))
+    return torch.exp(-lam * e)

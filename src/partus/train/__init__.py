@@ -1,0 +1,1 @@
+"""Training (Lightning): one LightningModule for every model kind, fit, cross-validation."""

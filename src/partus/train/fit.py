@@ -1,0 +1,170 @@
+"""``fit(config)``: data, Lightning Trainer, checkpoints (best + last, exact resume), early stopping,
+per-epoch CSV metrics, and paper 1's error-weighted fine-tuning rounds."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import Config, save_config
+from ..data.augment import AugmentParams
+from ..data.dataset import EpochSampler, LandmarkDataset
+from ..data.records import Record, load_iugc2025, load_phantoms, load_psfhs
+from ..data.splits import group_kfold
+from ..errors import InputError
+from .module import LandmarkModule
+
+__all__ = ["FitResult", "fit", "load_records", "split"]
+
+
+@dataclass
+class FitResult:
+    out_dir: Path
+    checkpoint: Path  # best by val_mre when validating, else the last
+    module: LandmarkModule
+    train_records: list[Record]
+    val_records: list[Record]
+    seconds: float
+    epochs: int
+    metrics: dict = field(default_factory=dict)
+
+
+def load_records(cfg: Config) -> list[Record]:
+    """The records the config's ``data`` section names."""
+    d = cfg.data
+    if d.source == "phantoms":
+        return load_phantoms(d.n_phantoms, seed=cfg.train.seed, size=d.phantom_size)
+    if d.source == "iugc2025":
+        if d.images is None or d.csv is None:
+            raise InputError("data", "source 'iugc2025' needs data.images and data.csv")
+        return load_iugc2025(cfg.resolve(d.images), cfg.resolve(d.csv), limit=d.limit)
+    root = cfg.resolve(d.root)
+    if root is None or not root.is_dir():
+        raise InputError("data.root", f"PSFHS folder not found: {root}")
+    return load_psfhs(root, limit=d.limit)
+
+
+def split(records: list[Record], fold: int, folds: int, seed: int) -> tuple[list[Record], list[Record]]:
+    """Train/validation records of ``fold`` in a ``folds``-fold split grouped by ``Record.group``."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+    ids = group_kfold([r.group for r in records], folds, seed=seed)
+    return [r for r, f in zip(records, ids, strict=True) if f != fold], [
+        r for r, f in zip(records, ids, strict=True) if f == fold
+    ]
+
+
+class _SetEpoch(L.Callback):
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        trainer.train_dataloader.dataset.set_epoch(trainer.current_epoch)
+
+
+def _loaders(cfg: Config, train: list[Record], val: list[Record], stride: int):
+    d, t = cfg.data, cfg.train
+    aug = AugmentParams(**d.augment.model_dump())
+    ds_train = LandmarkDataset(train, input_size=d.input_size, stride=stride, sigma=d.sigma, augment=aug,
+                               label_noise=d.label_noise, seed=t.seed)  # fmt: skip
+    kw = {"batch_size": t.batch_size, "num_workers": t.num_workers, "persistent_workers": t.num_workers > 0}
+    train_dl = DataLoader(
+        ds_train, sampler=EpochSampler(len(ds_train), seed=t.seed), drop_last=len(train) > t.batch_size, **kw
+    )
+    val_dl = None
+    if val:
+        ds_val = LandmarkDataset(val, input_size=d.input_size, stride=stride, sigma=d.sigma, seed=t.seed)
+        val_dl = DataLoader(ds_val, shuffle=False, **kw)
+    return train_dl, val_dl
+
+
+def _trainer(cfg: Config, out: Path, *, max_epochs: int, validate: bool, devices: int, progress: bool) -> L.Trainer:
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mre" if validate else None,
+                           mode="min", save_last=True, save_top_k=1)  # fmt: skip
+    callbacks = [ckpt, _SetEpoch()]
+    if validate and cfg.train.early_stopping_patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_mre", mode="min", patience=cfg.train.early_stopping_patience))
+    return L.Trainer(
+        max_epochs=max_epochs, max_steps=cfg.train.max_steps, accelerator="auto", devices=devices,
+        callbacks=callbacks, logger=CSVLogger(save_dir=out, name="", version=""), deterministic="warn",
+        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=10,
+        num_sanity_val_steps=0, limit_val_batches=1.0 if validate else 0,
+    )  # fmt: skip
+
+
+def fit(
+    cfg: Config,
+    out_dir: str | Path,
+    *,
+    fold: int | None = None,
+    records: list[Record] | None = None,
+    devices: int = 1,
+    resume: bool = True,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``cfg`` on all records (``fold=None``) or on the training part of grouped fold ``fold``.
+
+    Re-running into the same ``out_dir`` resumes from ``checkpoints/last.ckpt`` (exact: sampling and
+    augmentation depend only on seed, epoch and index) unless ``resume=False``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    records = load_records(cfg) if records is None else records
+    train, val = (records, []) if fold is None else split(records, fold, cfg.train.folds, cfg.train.seed)
+    module = LandmarkModule(cfg.model_dump(mode="json"))
+    if cfg.train.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    train_dl, val_dl = _loaders(cfg, train, val, module.model.output_stride)
+    trainer = _trainer(cfg, out, max_epochs=cfg.train.epochs, validate=bool(val), devices=devices, progress=progress)
+    last = out / "checkpoints" / "last.ckpt"
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
+        epochs = trainer.current_epoch
+        stage = out
+        for r in range(cfg.train.error_weighted.rounds):  # each round: its own folder, fresh optimiser
+            module = LandmarkModule.load_from_checkpoint(_best(stage, bool(val)), map_location="cpu")
+            _reweight(module, train_dl.dataset, cfg)
+            stage = out / f"finetune{r + 1}"
+            ft = cfg.model_copy(
+                update={"train": cfg.train.model_copy(update={"epochs": cfg.train.error_weighted.epochs})}
+            )
+            trainer = _trainer(ft, stage, max_epochs=ft.train.epochs, validate=bool(val), devices=devices,
+                               progress=progress)  # fmt: skip
+            trainer.fit(module, train_dl, val_dl)
+            epochs += trainer.current_epoch
+    seconds = time.perf_counter() - start
+    checkpoint = _best(stage, bool(val))
+    module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return FitResult(out, checkpoint, module, train, val, seconds, epochs, metrics)
+
+
+def _best(stage: Path, validated: bool) -> Path:
+    best = stage / "checkpoints" / "best.ckpt"
+    return best if validated and best.is_file() else stage / "checkpoints" / "last.ckpt"
+
+
+def _reweight(module: LandmarkModule, ds: LandmarkDataset, cfg: Config) -> None:
+    """Paper 1: weights exp(-lambda * mean landmark error) of the current model on its training set."""
+    from ..evaluate import point_errors
+    from ..losses import error_weights
+    from .inference import predict
+
+    pts, _, _ = predict(module.model, [r.image for r in ds.records], input_size=cfg.data.input_size,
+                        method=cfg.decode.method, sigma=cfg.data.sigma)  # fmt: skip
+    module.train()
+    err = point_errors(pts, np.stack([r.points for r in ds.records])).mean(axis=1)
+    ds.weights = error_weights(torch.from_numpy(err), cfg.train.error_weighted.lam).numpy().astype(np.float32)

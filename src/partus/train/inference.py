@@ -1,0 +1,115 @@
+"""Torch-side prediction for validation and cross-validation: model outputs -> landmarks in ORIGINAL
+pixels, with optional horizontal-flip test-time augmentation and coordinate-averaging ensembles
+(paper 1, eq. 4). The shipped inference path (ONNX Runtime) mirrors this without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..decode import decode_heatmaps, to_image_coords
+from ..geometry import measure_mask
+from ..models.dsnt import dsnt, spatial_softmax
+from ..preprocess import resize_image, to_input
+
+__all__ = ["ensemble", "outputs_to_landmarks", "predict"]
+
+
+def _flip_back(out: torch.Tensor, kind: str, anatomical: bool) -> torch.Tensor:
+    """Model output on a mirrored input, mirrored back into the original frame.
+
+    Segmentation: exact. Landmark maps: with anatomical landmarks every channel is the same landmark;
+    with the official rule the mirrored scan's PS1/PS2 are the original's PS2/PS1 (swap), and its FH1
+    is a different tangent point, so FH1 is not averaged (NaN marks "use the unflipped pass").
+    """
+    out = torch.flip(out, dims=[-1])
+    if kind == "segmentation" or anatomical:
+        return out
+    swapped = out[:, [1, 0, 2]].clone()
+    swapped[:, 2] = float("nan")
+    return swapped
+
+
+@torch.inference_mode()
+def forward_tta(model: torch.nn.Module, x: torch.Tensor, *, tta_flip: bool, anatomical: bool) -> torch.Tensor:
+    """Model output (probabilities for segmentation / dsnt, sigmoid heatmaps otherwise), flip-averaged."""
+    kind = model.kind
+
+    def act(logits: torch.Tensor) -> torch.Tensor:
+        if kind == "segmentation":
+            return torch.softmax(logits, dim=1)
+        return spatial_softmax(logits) if kind == "dsnt" else torch.sigmoid(logits)
+
+    out = act(model(x))
+    if not tta_flip:
+        return out
+    flipped = _flip_back(act(model(torch.flip(x, dims=[-1]))), kind, anatomical)
+    return torch.where(torch.isnan(flipped), out, 0.5 * (out + flipped))
+
+
+def outputs_to_landmarks(
+    out: torch.Tensor, kind: str, orig_sizes: Sequence[tuple[int, int]], *, method: str = "dark", sigma: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+    """Landmarks ``(N, 3, 2)`` in original pixels, confidences ``(N, 3)``, and (segmentation) masks.
+
+    A segmentation whose landmarks cannot be measured gives NaN points and confidence 0.
+    """
+    n = out.shape[0]
+    grid = tuple(out.shape[-2:])
+    pts, conf, masks = np.full((n, 3, 2), np.nan), np.zeros((n, 3)), [None] * n
+    if kind == "segmentation":
+        probs = out.float().cpu().numpy()
+        labels = probs.argmax(axis=1).astype(np.uint8)
+        for i, (h, w) in enumerate(orig_sizes):
+            lab = cv2.resize(labels[i], (int(w), int(h)), interpolation=cv2.INTER_NEAREST)
+            m = measure_mask(lab, clean=True, allow_border=True)
+            masks[i] = lab
+            if m.landmarks is not None and m.ok:
+                pts[i] = m.landmarks.to_array()
+                conf[i] = [probs[i, c].max() for c in (1, 1, 2)]
+        return pts, conf, masks
+    if kind == "dsnt":
+        xy = dsnt(out).float().cpu().numpy()
+        conf = out.flatten(2).amax(-1).float().cpu().numpy()
+    else:
+        xy, conf = decode_heatmaps(out.float().cpu().numpy(), method=method, sigma=sigma)
+    for i, size in enumerate(orig_sizes):
+        pts[i] = to_image_coords(xy[i], grid, tuple(int(v) for v in size))
+    return pts, conf, masks
+
+
+@torch.inference_mode()
+def predict(
+    model: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    *,
+    input_size: int,
+    batch_size: int = 16,
+    method: str = "dark",
+    sigma: float = 2.0,
+    tta_flip: bool = False,
+    anatomical: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+    """Predict landmarks for uint8 grayscale images of any size (see :func:`outputs_to_landmarks`)."""
+    model.eval()
+    all_pts, all_conf, all_masks = [], [], []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        t = torch.from_numpy(to_input(np.stack([resize_image(im, input_size) for im in chunk])))
+        out = forward_tta(model, t, tta_flip=tta_flip, anatomical=anatomical)
+        p, c, m = outputs_to_landmarks(out, model.kind, [im.shape for im in chunk], method=method, sigma=sigma)
+        all_pts.append(p)
+        all_conf.append(c)
+        all_masks += m
+    return np.concatenate(all_pts), np.concatenate(all_conf), all_masks
+
+
+def ensemble(points: Sequence[np.ndarray]) -> np.ndarray:
+    """Coordinate-wise mean of several models' ``(N, 3, 2)`` predictions (paper 1, eq. 4), ignoring NaN."""
+    stack = np.stack([np.asarray(p, float) for p in points])
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(stack, axis=0) if np.isfinite(stack).any() else stack[0]
