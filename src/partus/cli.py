@@ -299,7 +299,7 @@ def train(
     res = fit(cfg, out_dir, fold=fold, devices=devices, resume=not no_resume)
     shown = {k: round(v, 4) for k, v in res.metrics.items()}
     err.print(f"trained {cfg.model.name} for {res.epochs} epoch(s) in {res.seconds / 60:.1f} min; {shown}")
-    out.print(str(res.checkpoint))
+    typer.echo(str(res.checkpoint))  # plain (no wrapping): scripts read it
 
 
 @app.command()

@@ -55,14 +55,18 @@ def _gaussian_blur(m: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(m, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
 
 
-def _newton_offset(m: np.ndarray, x: int, y: int, log: bool) -> np.ndarray:
-    """Offset ``-H^-1 g`` from central differences at ``(x, y)``; zero at borders or non-maxima."""
+def _newton_offset(m: np.ndarray, x: int, y: int) -> np.ndarray:
+    """Offset ``-H^-1 g`` from central differences at ``(x, y)``; zero at borders or non-maxima.
+
+    Fitted to the log of the 3x3 neighbourhood when it is positive (exact for a Gaussian peak),
+    else to the values themselves.
+    """
     h, w = m.shape
     if not (0 < x < w - 1 and 0 < y < h - 1):
         return np.zeros(2)
     p = m[y - 1 : y + 2, x - 1 : x + 2]
-    if log:
-        p = np.log(np.maximum(p, 1e-10))
+    if p.min() > 0:
+        p = np.log(p)
     dx = 0.5 * (p[1, 2] - p[1, 0])
     dy = 0.5 * (p[2, 1] - p[0, 1])
     dxx = p[1, 2] - 2 * p[1, 1] + p[1, 0]
@@ -144,8 +148,7 @@ def decode_heatmaps(
             src = _gaussian_blur(m, sigma) if method == DecodeMethod.DARK else m
             if method == DecodeMethod.DARK:
                 y, x = np.unravel_index(int(np.argmax(src)), src.shape)
-            positive = bool(src.min() > 0) or method == DecodeMethod.DARK
-            coords[i] = np.array([x, y], float) + _newton_offset(src, int(x), int(y), log=positive)
+            coords[i] = np.array([x, y], float) + _newton_offset(src, int(x), int(y))
     return coords.reshape(*lead, 2), conf.reshape(lead)
 
 

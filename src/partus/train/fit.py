@@ -83,13 +83,15 @@ def _loaders(cfg: Config, train: list[Record], val: list[Record], stride: int):
     return train_dl, val_dl
 
 
-def _trainer(cfg: Config, out: Path, *, max_epochs: int, validate: bool, devices: int, progress: bool) -> L.Trainer:
+def _trainer(
+    cfg: Config, out: Path, *, max_epochs: int, validate: bool, devices: int, progress: bool, extra: list = ()
+) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mre" if validate else None,
                            mode="min", save_last=True, save_top_k=1)  # fmt: skip
-    callbacks = [ckpt, _SetEpoch()]
+    callbacks = [ckpt, _SetEpoch(), *extra]
     if validate and cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor="val_mre", mode="min", patience=cfg.train.early_stopping_patience))
     return L.Trainer(
@@ -109,11 +111,13 @@ def fit(
     devices: int = 1,
     resume: bool = True,
     progress: bool = True,
+    callbacks: list | None = None,
 ) -> FitResult:
     """Train ``cfg`` on all records (``fold=None``) or on the training part of grouped fold ``fold``.
 
     Re-running into the same ``out_dir`` resumes from ``checkpoints/last.ckpt`` (exact: sampling and
-    augmentation depend only on seed, epoch and index) unless ``resume=False``.
+    augmentation depend only on seed, epoch and index) unless ``resume=False``. ``callbacks`` are extra
+    Lightning callbacks for the main training stage.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +130,8 @@ def fit(
     if cfg.train.channels_last:
         module = module.to(memory_format=torch.channels_last)
     train_dl, val_dl = _loaders(cfg, train, val, module.model.output_stride)
-    trainer = _trainer(cfg, out, max_epochs=cfg.train.epochs, validate=bool(val), devices=devices, progress=progress)
+    trainer = _trainer(cfg, out, max_epochs=cfg.train.epochs, validate=bool(val), devices=devices, progress=progress,
+                       extra=callbacks or [])  # fmt: skip
     last = out / "checkpoints" / "last.ckpt"
     start = time.perf_counter()
     with warnings.catch_warnings():
