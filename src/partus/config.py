@@ -21,6 +21,8 @@ class _Strict(BaseModel):
 
 
 class AugmentConfig(_Strict):
+    """Augmentation strengths (0 disables a transform); see :mod:`partus.data.augment`."""
+
     rotate_deg: float = 15.0
     scale: float = 0.1
     translate: float = 0.05

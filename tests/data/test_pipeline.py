@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from partus.data.augment import AugmentParams, apply_augment, build_augment, hflip
+from partus.data.augment import AugmentConfig, apply_augment, build_augment, hflip
 from partus.data.dataset import EpochSampler, LandmarkDataset
 from partus.data.records import load_phantoms
 from partus.data.splits import group_kfold
@@ -49,7 +49,7 @@ def test_affine_augmentation_moves_points_with_the_image():
     yy, xx = np.mgrid[0:96, 0:96]
     for x, y in pts:
         img = np.maximum(img, (255 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 8)).astype(np.uint8))
-    params = AugmentParams(p_affine=1.0, rotate_deg=15, scale=0.1, translate=0.05, p_color=0, p_gamma=0, p_blur=0,
+    params = AugmentConfig(p_affine=1.0, rotate_deg=15, scale=0.1, translate=0.05, p_color=0, p_gamma=0, p_blur=0,
                            p_speckle=0)  # fmt: skip
     compose = build_augment(params)
     for seed in range(5):
@@ -75,7 +75,7 @@ def test_flip_policies(records):
 
 
 def test_dataset_targets_are_consistent_and_epochs_deterministic(records):
-    ds = LandmarkDataset(records, input_size=64, stride=2, sigma=1.5, augment=AugmentParams(), seed=4)
+    ds = LandmarkDataset(records, input_size=64, stride=2, sigma=1.5, augment=AugmentConfig(), seed=4)
     s = ds[2]
     assert s["image"].shape == (1, 64, 64) and s["heatmaps"].shape == (3, 32, 32) and s["mask"].shape == (64, 64)
     xy, _ = decode_heatmaps(s["heatmaps"].numpy(), method="quadratic", sigma=1.5)

@@ -18,17 +18,17 @@ A horizontal flip turns a scan into a mirrored scan. How landmarks follow it is 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from ..config import AugmentConfig
 from ..conventions import parse_enum
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-__all__ = ["AugmentParams", "FlipPolicy", "build_augment", "hflip"]
+__all__ = ["AugmentConfig", "FlipPolicy", "apply_augment", "build_augment", "hflip"]
 
 
 class FlipPolicy(StrEnum):
@@ -36,27 +36,7 @@ class FlipPolicy(StrEnum):
     OFFICIAL = "official"
 
 
-@dataclass(frozen=True)
-class AugmentParams:
-    """Augmentation strengths (0 disables a transform). Defaults follow the papers, scaled to this data."""
-
-    rotate_deg: float = 15.0
-    scale: float = 0.1
-    translate: float = 0.05
-    p_affine: float = 0.8
-    brightness: float = 0.2
-    contrast: float = 0.2
-    p_color: float = 0.5
-    gamma: tuple[float, float] = (80.0, 120.0)
-    p_gamma: float = 0.3
-    p_blur: float = 0.2
-    speckle: float = 0.15
-    p_speckle: float = 0.3
-    p_hflip: float = 0.0
-    flip_policy: FlipPolicy = FlipPolicy.OFFICIAL
-
-
-def build_augment(params: AugmentParams):
+def build_augment(params: AugmentConfig):
     """An albumentations ``Compose`` over ``image`` (uint8 H x W), ``mask`` and ``keypoints`` (K, 2)."""
     import albumentations as A
     import cv2

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..decode import to_grid_coords
 from ..preprocess import resize_image, to_input
-from .augment import AugmentParams, apply_augment, build_augment, hflip
+from .augment import AugmentConfig, apply_augment, build_augment, hflip
 from .records import Record
 from .targets import gaussian_heatmaps, perturb_points
 
@@ -43,7 +43,7 @@ class LandmarkDataset(Dataset):
         input_size: int = 256,
         stride: int = 1,
         sigma: float = 2.0,
-        augment: AugmentParams | None = None,
+        augment: AugmentConfig | None = None,
         label_noise: float = 0.0,
         seed: int = 0,
     ):

@@ -15,7 +15,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import Config, save_config
-from ..data.augment import AugmentParams
 from ..data.dataset import EpochSampler, LandmarkDataset
 from ..data.records import Record, load_iugc2025, load_phantoms, load_psfhs
 from ..data.splits import group_kfold
@@ -69,8 +68,7 @@ class _SetEpoch(L.Callback):
 
 def _loaders(cfg: Config, train: list[Record], val: list[Record], stride: int):
     d, t = cfg.data, cfg.train
-    aug = AugmentParams(**d.augment.model_dump())
-    ds_train = LandmarkDataset(train, input_size=d.input_size, stride=stride, sigma=d.sigma, augment=aug,
+    ds_train = LandmarkDataset(train, input_size=d.input_size, stride=stride, sigma=d.sigma, augment=d.augment,
                                label_noise=d.label_noise, seed=t.seed)  # fmt: skip
     kw = {"batch_size": t.batch_size, "num_workers": t.num_workers, "persistent_workers": t.num_workers > 0}
     train_dl = DataLoader(
