@@ -77,3 +77,16 @@ def test_ensemble_averages_coordinates_and_ignores_missing():
     a = np.array([[[0.0, 0.0], [2.0, 2.0], [4.0, 4.0]]])
     b = np.array([[[2.0, 2.0], [np.nan, np.nan], [6.0, 6.0]]])
     np.testing.assert_allclose(ensemble([a, b]), [[[1, 1], [2, 2], [5, 5]]])
+
+
+def test_upsampled_labels_follow_the_probabilities():
+    from partus.train.inference import upsample_labels
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    disc = ((xx - 15.5) ** 2 + (yy - 15.5) ** 2 < 10**2).astype(np.float32)
+    probs = np.stack([1 - disc, np.zeros_like(disc), disc])
+    big = upsample_labels(probs, (128, 128))
+    assert big.shape == (128, 128) and set(np.unique(big)) == {0, 2}
+    area = (big == 2).sum() / 16  # in 32-px units
+    assert abs(area - disc.sum()) / disc.sum() < 0.05
+    np.testing.assert_array_equal(upsample_labels(probs, (32, 32)), probs.argmax(0))

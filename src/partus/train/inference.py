@@ -16,7 +16,7 @@ from ..geometry import measure_mask
 from ..models.dsnt import dsnt, spatial_softmax
 from ..preprocess import resize_image, to_input
 
-__all__ = ["ensemble", "outputs_to_landmarks", "predict"]
+__all__ = ["ensemble", "outputs_to_landmarks", "predict", "upsample_labels"]
 
 
 def _flip_back(out: torch.Tensor, kind: str, anatomical: bool) -> torch.Tensor:
@@ -51,6 +51,15 @@ def forward_tta(model: torch.nn.Module, x: torch.Tensor, *, tta_flip: bool, anat
     return torch.where(torch.isnan(flipped), out, 0.5 * (out + flipped))
 
 
+def upsample_labels(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Label map at ``size = (H, W)`` from class probabilities ``(C, h, w)``: bilinear upsampling of the
+    probabilities, then argmax (smoother contours than upsampling the labels by nearest neighbour)."""
+    h, w = size
+    if probs.shape[1:] != (h, w):
+        probs = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in probs])
+    return probs.argmax(axis=0).astype(np.uint8)
+
+
 def outputs_to_landmarks(
     out: torch.Tensor, kind: str, orig_sizes: Sequence[tuple[int, int]], *, method: str = "dark", sigma: float = 2.0
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
@@ -63,9 +72,8 @@ def outputs_to_landmarks(
     pts, conf, masks = np.full((n, 3, 2), np.nan), np.zeros((n, 3)), [None] * n
     if kind == "segmentation":
         probs = out.float().cpu().numpy()
-        labels = probs.argmax(axis=1).astype(np.uint8)
         for i, (h, w) in enumerate(orig_sizes):
-            lab = cv2.resize(labels[i], (int(w), int(h)), interpolation=cv2.INTER_NEAREST)
+            lab = upsample_labels(probs[i], (int(h), int(w)))
             m = measure_mask(lab, clean=True, allow_border=True)
             masks[i] = lab
             if m.landmarks is not None and m.ok:
