@@ -329,5 +329,24 @@ def cv(
     err.print(f"report in {out_dir}/report, summary in {out_dir}/cv_summary.json ({summary['seconds'] / 60:.1f} min)")
 
 
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Lightning checkpoint (.ckpt) from partus train.", exists=True)],
+    out_file: Annotated[Path, typer.Option("--out", help="Destination .onnx file.")] = Path("model.onnx"),
+    atol: Annotated[float, typer.Option(help="Largest allowed ONNX Runtime vs torch difference.")] = 1e-4,
+) -> None:
+    """Export a checkpoint to ONNX (self-describing metadata) after a numeric parity check."""
+    from .export import export_onnx
+
+    try:
+        meta = export_onnx(checkpoint, out_file, atol=atol)
+    except RuntimeError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_PARTIAL) from None
+    err.print(
+        f"{meta['model']} ({meta['kind']}) -> {out_file}; ONNX Runtime vs torch max |diff| {meta['max_abs_diff']:.2e}"
+    )
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())

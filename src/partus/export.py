@@ -1,0 +1,110 @@
+"""Export a trained model to ONNX with a numeric parity check and self-describing metadata.
+
+The ``.onnx`` file carries everything inference needs in its metadata (``partus`` key, JSON): model
+name and kwargs, kind, output stride, input size and scaling, landmark order, decoding method and
+sigma, flip policy, the training config name and the partus version. ONNX Runtime inference therefore
+needs no torch and no config file.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["export_onnx", "read_metadata"]
+
+METADATA_KEY = "partus"
+
+
+def export_onnx(
+    checkpoint: str | Path, out: str | Path, *, atol: float = 1e-4, opset: int = 17, seed: int = 0
+) -> dict[str, Any]:
+    """Export a Lightning checkpoint of :class:`~partus.train.module.LandmarkModule` to ONNX.
+
+    The exported graph is run in ONNX Runtime on random inputs of the training size and of another size
+    (dynamic height/width) and compared with torch; a difference above ``atol`` raises.
+
+    Returns
+    -------
+    dict
+        The metadata written into the file, plus ``max_abs_diff``.
+
+    Raises
+    ------
+    RuntimeError
+        If ONNX Runtime disagrees with torch by more than ``atol``.
+    """
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from . import __version__
+    from .conventions import LANDMARKS
+    from .io import atomic_path
+    from .train.module import LandmarkModule
+
+    module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    model = module.model.eval()
+    cfg = module.cfg
+    size = cfg.data.input_size
+    meta = {
+        "format": 1,
+        "partus_version": __version__,
+        "config": cfg.name,
+        "model": cfg.model.name,
+        "model_kwargs": cfg.model.kwargs,
+        "kind": model.kind,
+        "output_stride": model.output_stride,
+        "required_divisor": model.required_divisor,
+        "input_size": size,
+        "input_scale": "uint8 / 255, one channel",
+        "landmarks": list(LANDMARKS),
+        "decode": cfg.decode.method,
+        "sigma": cfg.data.sigma,
+        "flip_policy": cfg.data.augment.flip_policy,
+        "coordinates": "(x, y) pixels, origin top-left pixel centre; grid and image pixel edges align",
+    }
+    x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    out = Path(out)
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, x, str(tmp), dynamo=False, opset_version=opset, input_names=["image"], output_names=["output"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "h", 3: "w"}},
+        )  # fmt: skip
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        other = size + model.required_divisor * 2
+        for shape in ((2, 1, size, size), (1, 1, other, size)):
+            inp = torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 1))
+            with torch.inference_mode():
+                ref = model(inp).numpy()
+            got = session.run(None, {"image": inp.numpy()})[0]
+            worst = max(worst, float(np.abs(ref - got).max()))
+        if worst > atol:
+            raise RuntimeError(f"ONNX Runtime differs from torch by {worst:.3g} (> atol {atol}); not written")
+    return {**meta, "max_abs_diff": worst}
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The partus metadata of an exported model (ONNX Runtime only; no torch)."""
+    import onnxruntime as ort
+
+    from .errors import InputError
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for unreadable files
+        raise InputError(path, f"not a readable ONNX model: {exc}") from None
+    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if raw is None:
+        raise InputError(path, f"no '{METADATA_KEY}' metadata: not a model exported by partus")
+    return json.loads(raw)
