@@ -14,16 +14,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = {  # config -> (family, paper)
-    "heatmap_unet": ("heatmap U-Net, sigmoid heatmaps + MSE", "3"),
-    "transunet": ("TransUNet heatmaps + label perturbation", "2"),
-    "dsnt": ("DSNT coordinate regression (Euclidean + JS)", "4"),
-    "seg_unet": ("segmentation U-Net -> clean-up -> official rule", "1 (family)"),
-    "transunet_seg": ("TransUNet segmentation -> rule, error-weighted fine-tuning", "1"),
+    "heatmap_unet": ("heatmap U-Net, sigmoid heatmaps + MSE", "paper 3"),
+    "transunet": ("TransUNet heatmaps + label perturbation", "paper 2"),
+    "dsnt": ("DSNT coordinate regression (Euclidean + JS)", "paper 4"),
+    "seg_unet": ("segmentation U-Net -> clean-up -> official rule", "paper 1 family"),
+    "transunet_seg": ("TransUNet segmentation -> rule, error-weighted fine-tuning", "paper 1"),
 }
 
 
 def _f(v, digits: int = 2) -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
+
+
+def _fold_minutes(summary: dict) -> str:
+    """Median training minutes of one fold (a fold slowed by other work on the machine would skew a sum)."""
+    secs = sorted(f["seconds"] for f in summary["per_fold"])
+    return f"{secs[len(secs) // 2] / 60:.1f} min"
 
 
 def main() -> None:
@@ -48,12 +54,13 @@ def main() -> None:
         lm, seg = s["landmarks"], s.get("segmentation")
         pl, sdr, aop, hsd = lm["per_landmark"], lm["sdr"], lm["aop"], lm.get("hsd")
         dice = "–" if not seg else f"{seg['per_class']['PS']['dice']:.3f} / {seg['per_class']['FH']['dice']:.3f}"
+        decode = "official rule on the cleaned mask" if seg else f"decode {s['decode']}"
         sched = (f"{s['input_size']} px, {s['epochs']} ep (early stop), batch {s['batch_size']}, {s['optimizer']} "
-                 f"lr {s['lr']:g} {s['scheduler']}, decode {s['decode']}")  # fmt: skip
+                 f"lr {s['lr']:g} {s['scheduler']}, {decode}")  # fmt: skip
         rows.append(
             f"| {family} ({paper}) | {_f(lm['mre'])} | {_f(pl['PS1'])} / {_f(pl['PS2'])} / {_f(pl['FH1'])} | "
             f"{_f(100 * sdr['5'], 1)} / {_f(100 * sdr['10'], 1)} | {_f(aop['mae'])} / {_f(aop['median_ae'])} | "
-            f"{_f(hsd['mae']) if hsd else 'n/a'} | {dice} | {lm['n_missing']} | {s['seconds'] / 60:.0f} min | "
+            f"{_f(hsd['mae']) if hsd else 'n/a'} | {dice} | {lm['n_missing']} | {_fold_minutes(s)} | "
             f"{sched} | `partus cv configs/{name}.yaml --folds {s['folds']}` |"
         )
     lines = [
@@ -67,7 +74,7 @@ def main() -> None:
         "`benchmarks/cv/`).",
         "",
         "| method (paper) | MRE px | PS1 / PS2 / FH1 px | SDR@5 / @10 % | AoP MAE / median ° | HSD MAE px "
-        "| Dice PS / FH | not measurable | CV time | schedule | command |",
+        "| Dice PS / FH | not measurable | train time / fold (median) | schedule | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
