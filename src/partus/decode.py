@@ -163,22 +163,20 @@ def to_image_coords(coords: Any, heatmap_size: tuple[int, int], image_size: tupl
     coords : array_like, shape (..., 2)
     heatmap_size, image_size : (height, width)
     """
-    c = np.asarray(coords, dtype=float)
-    if c.shape[-1] != 2:
-        raise ValueError(f"coords must have shape (..., 2), got {c.shape}")
-    (hh, hw), (ih, iw) = heatmap_size, image_size
-    if min(hh, hw, ih, iw) <= 0:
-        raise ValueError(f"sizes must be positive, got heatmap {heatmap_size} and image {image_size}")
-    scale = np.array([iw / hw, ih / hh])
-    return (c + 0.5) * scale - 0.5
+    return _rescale(coords, heatmap_size, image_size, names=("heatmap", "image"))
 
 
 def to_grid_coords(coords: Any, image_size: tuple[int, int], grid_size: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`to_image_coords`: ``(x, y)`` of an image to a resized grid (input or heatmap)."""
+    return _rescale(coords, image_size, grid_size, names=("image", "grid"))
+
+
+def _rescale(coords: Any, src: tuple[int, int], dst: tuple[int, int], names: tuple[str, str]) -> np.ndarray:
+    """``(x, y)`` from a ``src = (H, W)`` pixel grid to a ``dst`` grid covering the same area (edges align)."""
     c = np.asarray(coords, dtype=float)
     if c.shape[-1] != 2:
         raise ValueError(f"coords must have shape (..., 2), got {c.shape}")
-    (ih, iw), (gh, gw) = image_size, grid_size
-    if min(gh, gw, ih, iw) <= 0:
-        raise ValueError(f"sizes must be positive, got image {image_size} and grid {grid_size}")
-    return (c + 0.5) * np.array([gw / iw, gh / ih]) - 0.5
+    (sh, sw), (dh, dw) = src, dst
+    if min(sh, sw, dh, dw) <= 0:
+        raise ValueError(f"sizes must be positive, got {names[0]} {src} and {names[1]} {dst}")
+    return (c + 0.5) * np.array([dw / sw, dh / sh]) - 0.5

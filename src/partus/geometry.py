@@ -17,6 +17,7 @@ import numpy as np
 from ._validation import binary_array as _binary
 from ._validation import contour_array as _contour
 from ._validation import point_array as _points
+from ._validation import spacing_array as _spacing
 from .cleanup import clean_label_map, clean_mask
 from .conventions import FH, PS, HSDMethod, Orientation, parse_enum
 from .errors import NotMeasurableError
@@ -306,13 +307,6 @@ def measure_landmarks(
         except NotMeasurableError as exc:
             return Measurement.not_measurable(exc.reason, lm, aop=aop, **meta)
     return Measurement(landmarks=lm, aop=aop, hsd=hsd, **meta)
-
-
-def _spacing(pixel_spacing: Any) -> np.ndarray:
-    sp = np.asarray(pixel_spacing, dtype=float)
-    if sp.shape != (2,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-        raise ValueError(f"pixel_spacing must be two positive numbers (sx, sy) in mm/px, got {pixel_spacing!r}")
-    return sp
 
 
 def measure_mask(
