@@ -1,4 +1,5 @@
-# partus: `make demo` sets everything up and measures the bundled samples; `make test` runs the tests.
+# partus: `make demo` sets everything up and measures AoP on the bundled sample images with the bundled
+# model; `make test` runs the tests.
 # Both create ./.venv on first use. torch==2.13.0 is installed on its own first so that pip keeps the
 # CPU build (an unpinned torch, or one pulled in by another package, brings GBs of CUDA libraries).
 PYTHON ?= python3
@@ -21,13 +22,14 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/partus geometry $(SAMPLES)/labels --images $(SAMPLES)/images --overlays $(OUT) --csv $(OUT)/measurements.csv
+	$(BIN)/partus measure $(SAMPLES)/images --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/geometry_speed.py
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -53,3 +53,13 @@ def test_bad_configs_are_clear_errors(tmp_path, text, overrides, match):
 
 def test_defaults_without_a_file():
     assert load_config().model_dump() == Config().model_dump()
+
+
+def test_default_config_is_the_cross_validated_seg_unet_config():
+    """The model card quotes the CV of configs/seg_unet.yaml for the model trained from default.yaml."""
+    from partus.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    default, seg = load_config(root / "default.yaml"), load_config(root / "seg_unet.yaml")
+    assert default.name == "default"
+    assert default.model_dump(exclude={"name"}) == seg.model_dump(exclude={"name"})

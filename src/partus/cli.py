@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -177,9 +178,9 @@ def _print_measurements(records, as_json: bool) -> None:
         data = [{"file": str(p), **m.as_dict()} for p, m in records]
         out.print_json(json.dumps(data, allow_nan=False))
         return
-    table = Table(title=f"{len(records)} measurement(s)", show_lines=False)
-    for col in ("file", "PS1", "PS2", "FH1", "AoP (deg)", "HSD", "status"):
-        right = col in ("AoP (deg)", "HSD")
+    table = Table(title=f"{len(records)} measurement(s)", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("file", "PS1", "PS2", "FH1", "AoP (°)", "HSD", "status"):
+        right = col in ("AoP (°)", "HSD")
         table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
     for p, m in records:
         pts = ["-"] * 3 if m.landmarks is None else [f"({x:g}, {y:g})" for x, y in m.landmarks.to_array()]
@@ -346,6 +347,180 @@ def export(
     err.print(
         f"{meta['model']} ({meta['kind']}) -> {out_file}; ONNX Runtime vs torch max |diff| {meta['max_abs_diff']:.2e}"
     )
+
+
+ModelOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--model", help="Exported .onnx model(s); several make an ensemble. Default: bundled."),
+]
+TtaOpt = Annotated[bool, typer.Option("--tta", help="Average with the mirrored image (flip test-time augmentation).")]
+OrientationOpt = Annotated[Orientation, typer.Option(help="standard = official rule; mirrored for mirrored scans.")]
+HsdOpt = Annotated[HSDMethod, typer.Option("--hsd", help="HSD definition.")]
+SpacingOpt = Annotated[
+    tuple[float, float] | None, typer.Option(help="Pixel spacing SX SY in mm/px (default: from the file); HSD in mm.")
+]
+
+
+def _predictor(models: list[Path] | None, tta: bool):
+    from .errors import InputError
+    from .predict import Predictor
+
+    try:
+        return Predictor(models or None, tta_flip=tta)
+    except InputError as exc:
+        raise _usage(str(exc)) from None
+
+
+@app.command()
+def measure(
+    inputs: Annotated[list[Path], typer.Argument(help="Images, DICOM (single or multi-frame), .mha/NIfTI or videos.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for overlays, per-frame CSVs and plots.")] = Path(
+        "partus-out"
+    ),
+    models: ModelOpt = None,
+    tta: TtaOpt = False,
+    orientation: OrientationOpt = Orientation.STANDARD,
+    hsd: HsdOpt = HSDMethod.NEAREST,
+    spacing: SpacingOpt = None,
+    step: Annotated[int, typer.Option(min=1, help="Clips: measure every STEP-th frame.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Measure AoP and HSD on raw ultrasound: landmarks, verdict and an overlay PNG per image; for a
+    video or multi-frame DICOM a per-frame CSV and a plot of AoP over time."""
+    from .batch import IMAGE_SUFFIXES, is_video, iter_file_predictions, measure_clip, stem, write_overlay
+    from .errors import InputError
+    from .io import read_any
+    from .io.datasets import VIDEO_EXTENSIONS
+
+    files = _expand(inputs, IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
+    predictor = _predictor(models, tta)
+    opts = {"orientation": orientation, "hsd_method": hsd, "pixel_spacing": spacing}
+    records, clips, failures = [], [], 0
+    singles = []
+    for f in files:
+        try:
+            clip = is_video(f) or read_any(f).frames > 1
+        except InputError as exc:
+            failures += 1
+            err.print(f"[red]skipped[/red] {exc}")
+            continue
+        if not clip:
+            singles.append(f)
+            continue
+        try:
+            with err.status(f"measuring frames of {f.name}"):
+                clips.append(measure_clip(predictor, f, out_dir, step=step, **opts))
+        except InputError as exc:
+            failures += 1
+            err.print(f"[red]skipped[/red] {exc}")
+    for path, pred in iter_file_predictions(predictor, singles, **opts):
+        if isinstance(pred, InputError):
+            failures += 1
+            err.print(f"[red]skipped[/red] {pred}")
+            continue
+        write_overlay(out_dir / f"{stem(path)}_overlay.png", pred, title=path.name)
+        records.append((path, pred.measurement))
+    if records:
+        _print_measurements(records, json_out)
+    for c in clips:
+        err.print(
+            f"{Path(c.source).name}: {c.measurable}/{c.frames} frames measurable, AoP median {_fmt(c.aop_median)} deg "
+            f"(range {_fmt(c.aop_range[0])}-{_fmt(c.aop_range[1])}); wrote {c.csv} and {c.plot}"
+        )
+    if records:
+        err.print(f"overlays in {out_dir}/ (model {predictor.id})")
+    if failures:
+        err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(help="Folders (or files) of images: PNG/JPEG/BMP/TIFF, .mha, DICOM.")],
+    csv_out: Annotated[Path, typer.Option("--out", help="Predictions CSV (IUGC 2025 columns + AOP, HSD, quality).")],
+    overlays: Annotated[Path | None, typer.Option(help="Write an overlay PNG per image into this folder.")] = None,
+    masks: Annotated[
+        Path | None, typer.Option(help="Write the predicted PS/FH mask (0/1/2 PNG) into this folder.")
+    ] = None,
+    models: ModelOpt = None,
+    tta: TtaOpt = False,
+    orientation: OrientationOpt = Orientation.STANDARD,
+    hsd: HsdOpt = HSDMethod.NEAREST,
+    spacing: SpacingOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 16,
+    json_out: Annotated[bool, typer.Option("--json", help="Also print every result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Predict a folder: one CSV row per image (unreadable files are reported, listed as not measurable,
+    and skipped; they never abort the run)."""
+    from .batch import IMAGE_SUFFIXES, iter_file_predictions, stem, write_mask_file, write_overlay
+    from .errors import InputError
+    from .io import write_predictions_csv
+    from .measurement import Measurement
+
+    files = _expand(inputs, IMAGE_SUFFIXES)
+    predictor = _predictor(models, tta)
+    if masks is not None and not predictor.has_masks:
+        raise _usage("--masks needs a segmentation model; the given model(s) predict landmarks only")
+    opts = {"orientation": orientation, "hsd_method": hsd, "pixel_spacing": spacing}
+    rows, records, failures = [], [], 0
+    names: dict[str, int] = {}
+    stream = iter_file_predictions(predictor, files, batch_size=batch_size, **opts)
+    for path, pred in _progress_stream(stream, len(files), "Measuring", quiet):
+        name = path.name if path.name not in names else str(path)  # same name in two folders
+        names[name] = 1
+        if isinstance(pred, InputError):
+            failures += 1
+            err.print(f"[red]skipped[/red] {pred}")
+            rows.append((name, Measurement.not_measurable(f"could not read the file: {pred.problem}")))
+            continue
+        m = pred.measurement
+        rows.append((name, m))
+        records.append((path, m))
+        if overlays is not None:
+            write_overlay(overlays / f"{stem(path)}_overlay.png", pred, title=path.name)
+        if masks is not None:
+            write_mask_file(masks, stem(path), pred)
+    write_predictions_csv(csv_out, rows)
+    if json_out:
+        _print_measurements(records, True)
+    if not quiet:
+        ok = sum(1 for _, m in rows if m.ok)
+        err.print(f"{ok}/{len(rows)} measurable; wrote {csv_out} (model {predictor.id})")
+    if failures:
+        err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _progress_stream(stream, total: int, description: str, quiet: bool):
+    if quiet or total < 20:
+        yield from stream
+        return
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        for item in stream:
+            bar.advance(task)
+            yield item
+
+
+@app.command()
+def submission(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the IUGC 2025 submission (model.py + model).")],
+    models: ModelOpt = None,
+    tta: TtaOpt = False,
+) -> None:
+    """Write an IUGC 2025 challenge submission: model.py (class model: load, predict(PIL image) ->
+    [x1, y1, x2, y2, x3, y3]) around the bundled model, with partus' inference code vendored in."""
+    from .errors import InputError
+    from .submission import write_submission
+
+    try:
+        written = write_submission(out_dir, models=models or None, tta_flip=tta)
+    except InputError as exc:
+        raise _usage(str(exc)) from None
+    err.print(f"wrote {len(written)} files to {out_dir}/ (entry point {out_dir / 'model.py'})")
 
 
 def main() -> None:  # pragma: no cover - console-script entry

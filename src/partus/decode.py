@@ -11,11 +11,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .conventions import parse_enum
 
-__all__ = ["DecodeMethod", "decode_heatmaps", "to_grid_coords", "to_image_coords"]
+__all__ = ["DecodeMethod", "decode_heatmaps", "to_grid_coords", "to_image_coords", "upsample_labels"]
 
 
 class DecodeMethod(StrEnum):
@@ -49,8 +50,6 @@ def _as_maps(heatmaps: Any) -> tuple[np.ndarray, tuple[int, ...]]:
 
 
 def _gaussian_blur(m: np.ndarray, sigma: float) -> np.ndarray:
-    import cv2
-
     k = int(2 * round(3 * sigma) + 1)
     return cv2.GaussianBlur(m, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
 
@@ -180,3 +179,12 @@ def _rescale(coords: Any, src: tuple[int, int], dst: tuple[int, int], names: tup
     if min(sh, sw, dh, dw) <= 0:
         raise ValueError(f"sizes must be positive, got {names[0]} {src} and {names[1]} {dst}")
     return (c + 0.5) * np.array([dw / sw, dh / sh]) - 0.5
+
+
+def upsample_labels(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Label map at ``size = (H, W)`` from class probabilities ``(C, h, w)``: bilinear upsampling of the
+    probabilities, then argmax (smoother contours than upsampling the labels by nearest neighbour)."""
+    h, w = size
+    if probs.shape[1:] != (h, w):
+        probs = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in probs])
+    return probs.argmax(axis=0).astype(np.uint8)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["export_onnx", "read_metadata"]
+__all__ = ["export_onnx", "open_model", "read_metadata"]
 
 METADATA_KEY = "partus"
 
@@ -94,17 +94,35 @@ def export_onnx(
     return {**meta, "max_abs_diff": worst}
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The partus metadata of an exported model (ONNX Runtime only; no torch)."""
+def open_model(path: str | Path, *, threads: int = 0) -> tuple[Any, dict[str, Any]]:
+    """An ONNX Runtime CPU session for a partus model and its metadata (no torch).
+
+    ``threads`` sets ONNX Runtime's intra-op threads (0: its default, one per core).
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not an ONNX model, or not exported by partus.
+    """
     import onnxruntime as ort
 
     from .errors import InputError
 
+    if not Path(path).is_file():
+        raise InputError(path, "model file not found")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for unreadable files
         raise InputError(path, f"not a readable ONNX model: {exc}") from None
     raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if raw is None:
         raise InputError(path, f"no '{METADATA_KEY}' metadata: not a model exported by partus")
-    return json.loads(raw)
+    return session, json.loads(raw)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The partus metadata of an exported model (ONNX Runtime only; no torch)."""
+    return open_model(path)[1]

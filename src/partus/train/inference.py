@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from ..decode import decode_heatmaps, to_image_coords
+from ..decode import decode_heatmaps, to_image_coords, upsample_labels
 from ..geometry import measure_mask
 from ..models.dsnt import dsnt, spatial_softmax
 from ..preprocess import resize_image, to_input
@@ -49,15 +48,6 @@ def forward_tta(model: torch.nn.Module, x: torch.Tensor, *, tta_flip: bool, anat
         return out
     flipped = _flip_back(act(model(torch.flip(x, dims=[-1]))), kind, anatomical)
     return torch.where(torch.isnan(flipped), out, 0.5 * (out + flipped))
-
-
-def upsample_labels(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Label map at ``size = (H, W)`` from class probabilities ``(C, h, w)``: bilinear upsampling of the
-    probabilities, then argmax (smoother contours than upsampling the labels by nearest neighbour)."""
-    h, w = size
-    if probs.shape[1:] != (h, w):
-        probs = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in probs])
-    return probs.argmax(axis=0).astype(np.uint8)
 
 
 def outputs_to_landmarks(

@@ -1,0 +1,151 @@
+"""Inference speed and memory of the shipped model on this machine (targets from issue 4).
+
+    python benchmarks/speed.py [--model M.onnx] [--repeat 50] [--folder-images 300]
+
+Prints: model load time (in a fresh process: import + ONNX Runtime session), end-to-end ms/image of
+``Predictor.measure`` at 256x256 and 512x512 (resize, ONNX Runtime, upsampling, mask clean-up, landmark
+rule, AoP/HSD, verdict), folder throughput of ``partus predict`` (reading PNGs, batched inference, CSV),
+ONNX Runtime vs torch eager on the same network, and peak resident memory of each process.
+Targets: <= 25 ms/image at 256x256, >= 40 images/s for a folder, model load <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "src" / "partus" / "samples" / "psfhs" / "images"
+
+
+def _child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line. Adds the child's peak RSS (MiB)."""
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+LOAD = """
+import json, resource, time
+t0 = time.perf_counter()
+from partus.predict import Predictor
+t1 = time.perf_counter()
+p = Predictor({model!r})
+t2 = time.perf_counter()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"import_s": t1 - t0, "session_s": t2 - t1, "rss_mib": rss}}))
+"""
+
+MEASURE = """
+import json, resource, sys, time
+import cv2, numpy as np
+from partus.predict import Predictor
+p = Predictor({model!r})
+img = cv2.imread(sys.argv[1], cv2.IMREAD_GRAYSCALE)
+out = {{}}
+for size in (256, 512):
+    im = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    for _ in range(3):
+        p.measure(im)
+    ts = []
+    for _ in range({repeat}):
+        t = time.perf_counter(); m = p.measure(im); ts.append(time.perf_counter() - t)
+    assert m.ok, m.reason
+    out[str(size)] = {{"median_ms": 1e3 * float(np.median(ts)), "p95_ms": 1e3 * float(np.percentile(ts, 95))}}
+out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+TORCH = """
+import json, sys, time
+import numpy as np, torch
+from partus.export import read_metadata
+from partus.models import create_model
+from partus.predict import Predictor
+meta = read_metadata({model!r})
+torch.set_num_threads(max(1, __import__("os").cpu_count()))
+net = create_model(meta["model"], **meta["model_kwargs"]).eval()
+s = meta["input_size"]
+x = np.random.default_rng(0).random((1, 1, s, s), dtype=np.float32)
+sess = Predictor({model!r}).models[0].session
+def bench(f):
+    for _ in range(5): f()
+    ts = []
+    for _ in range({repeat}):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(ts))
+with torch.inference_mode():
+    eager = bench(lambda: net(torch.from_numpy(x)))
+ort = bench(lambda: sess.run(None, {{"image": x}}))
+print(json.dumps({{"input": s, "torch_eager_ms": eager, "onnxruntime_ms": ort}}))
+"""
+
+
+def folder_throughput(model: str, n: int) -> dict:
+    import cv2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        sources = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(SAMPLES.glob("*.png"))]
+        for i in range(n):  # jittered copies so no two files are identical
+            img = sources[i % len(sources)].astype(np.int16) + rng.integers(-3, 4, sources[0].shape)
+            cv2.imwrite(str(folder / f"{i:05d}.png"), np.clip(img, 0, 255).astype(np.uint8))
+        cmd = [str(Path(sys.executable).parent / "partus"), "predict", str(folder), "--out", f"{tmp}/p.csv", "-q"]
+        if model:
+            cmd += ["--model", model]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - t
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        rows = sum(1 for _ in open(f"{tmp}/p.csv")) - 1
+    return {"images": rows, "wall_s": wall, "images_per_s": rows / wall, "rss_mib": max(rss, before) / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="", help="ONNX model (default: the bundled one)")
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--folder-images", type=int, default=300)
+    args = ap.parse_args()
+    from partus.predict import DEFAULT_MODEL
+
+    model = args.model or str(DEFAULT_MODEL)
+    print(f"partus inference speed on {os.cpu_count()} CPU core(s); model {model}")
+    load = min((_child(LOAD.format(model=model)) for _ in range(3)), key=lambda d: d["import_s"] + d["session_s"])
+    total = load["import_s"] + load["session_s"]
+    print(f"model load (fresh process): import {load['import_s']:.2f} s + session {load['session_s']:.3f} s "
+          f"= {total:.2f} s (target <= 1 s); peak RSS {load['rss_mib']:.0f} MiB")  # fmt: skip
+    sample = str(sorted(SAMPLES.glob("*.png"))[0])
+    ms = _child(MEASURE.format(model=model, repeat=args.repeat), sample)
+    for size in ("256", "512"):
+        d = ms[size]
+        target = "   (target <= 25 ms)" if size == "256" else ""
+        print(f"measure() end-to-end at {size}x{size}: median {d['median_ms']:.1f} ms, "
+              f"p95 {d['p95_ms']:.1f} ms{target}")  # fmt: skip
+    print(f"  peak RSS of that process: {ms['rss_mib']:.0f} MiB")
+    fold = folder_throughput(args.model, args.folder_images)
+    print(f"partus predict on a folder of {fold['images']} PNGs: {fold['images_per_s']:.1f} images/s "
+          f"({fold['wall_s']:.1f} s incl. start-up; target >= 40); peak RSS {fold['rss_mib']:.0f} MiB")  # fmt: skip
+    try:
+        tv = _child(TORCH.format(model=model, repeat=args.repeat))
+        ratio = tv["torch_eager_ms"] / tv["onnxruntime_ms"]
+        print(f"network alone, batch 1 at {tv['input']} px: ONNX Runtime {tv['onnxruntime_ms']:.2f} ms vs "
+              f"torch eager {tv['torch_eager_ms']:.2f} ms ({ratio:.1f}x)")  # fmt: skip
+    except subprocess.CalledProcessError as exc:  # torch is a training extra; inference does not need it
+        print(f"torch comparison skipped (torch not importable: {exc.stderr.strip().splitlines()[-1]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""partus measure / predict / submission with the bundled model: images, clips, folders with bad files,
+and a challenge submission that runs on its own."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from typer.testing import CliRunner
+
+from partus.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, app
+from partus.io import read_label_map, read_predictions_csv
+from partus.predict import load_model
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "partus" / "samples" / "psfhs"
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _frames() -> list[np.ndarray]:
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((SAMPLES / "images").glob("*.png"))]
+
+
+def test_measure_prints_aop_and_writes_overlays(tmp_path):
+    res = _run("measure", SAMPLES / "images", "--out", tmp_path, "--json")
+    assert res.exit_code == EXIT_OK, res.output
+    data = json.loads(res.stdout)
+    assert [Path(d["file"]).name for d in data] == ["03744.png", "04050.png", "04200.png", "04350.png"]
+    expected = {p.name: load_model().measure(p).aop for p in (SAMPLES / "images").glob("*.png")}
+    for d in data:
+        assert d["status"] == "ok" and d["aop_deg"] == pytest.approx(expected[Path(d["file"]).name])
+        overlay = cv2.imread(str(tmp_path / f"{Path(d['file']).stem}_overlay.png"))
+        assert overlay is not None and overlay.shape[0] >= 512 and overlay.std() > 20
+
+
+def test_measure_video_writes_per_frame_csv_and_plot(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (256, 256))
+    frames = _frames() * 2
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    res = _run("measure", video, "--out", tmp_path / "out", "--step", "2")
+    assert res.exit_code == EXIT_OK, res.output
+    rows = read_predictions_csv(tmp_path / "out" / "clip_frames.csv")
+    assert list(rows) == [f"clip_f{i:05d}" for i in range(0, len(frames), 2)]
+    single = load_model().measure(frames[0])
+    assert rows["clip_f00000"].aop == pytest.approx(single.aop, abs=3)  # MJPG is lossy
+    plot = cv2.imread(str(tmp_path / "out" / "clip_aop.png"))
+    assert plot is not None and plot.std() > 5
+    assert "frames measurable" in res.output
+
+
+def test_measure_multi_frame_volume_is_a_clip(tmp_path):
+    stack = np.stack(_frames()[:3])
+    img = sitk.GetImageFromArray(stack)
+    img.SetSpacing((0.2, 0.2, 1.0))
+    sitk.WriteImage(img, str(tmp_path / "stack.mha"))
+    res = _run("measure", tmp_path / "stack.mha", "--out", tmp_path)
+    assert res.exit_code == EXIT_OK, res.output
+    rows = read_predictions_csv(tmp_path / "stack_frames.csv")
+    assert len(rows) == 3 and all(r.hsd_unit == "mm" for r in rows.values())
+
+
+def test_predict_folder_reports_bad_files_and_keeps_going(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = _frames()
+    cv2.imwrite(str(folder / "a.png"), frames[0])
+    cv2.imwrite(str(folder / "b16.png"), frames[1].astype(np.uint16) * 257)  # 16-bit
+    cv2.imwrite(str(folder / "tiny.png"), frames[2][:20, :20])
+    cv2.imwrite(str(folder / "blank.png"), np.zeros((256, 256), np.uint8))
+    (folder / "notes.png").write_text("not an image at all\n")
+    (folder / "cut.png").write_bytes((folder / "a.png").read_bytes()[:300])
+    res = _run("predict", folder, "--out", tmp_path / "p.csv", "--overlays", tmp_path / "ov", "--masks", tmp_path / "m")
+    assert res.exit_code == EXIT_PARTIAL, res.output
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = {r["Filename"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"a.png", "b16.png", "tiny.png", "blank.png", "notes.png", "cut.png"}
+    assert rows["a.png"]["status"] == rows["b16.png"]["status"] == "ok"
+    assert "too small" in rows["tiny.png"]["reason"] and "blank" in rows["blank.png"]["reason"]
+    for bad in ("notes.png", "cut.png"):
+        assert rows[bad]["status"] == "not measurable" and rows[bad]["reason"].startswith("could not read")
+        assert bad in res.output
+    mask = read_label_map(tmp_path / "m" / "a_mask.png")
+    assert set(np.unique(mask)) == {0, 1, 2} and (tmp_path / "ov" / "a_overlay.png").is_file()
+    assert not (tmp_path / "m" / "notes_mask.png").exists()
+
+
+def test_predict_usage_errors(tmp_path):
+    res = _run("predict", tmp_path / "nowhere", "--out", tmp_path / "p.csv")
+    assert res.exit_code == EXIT_USAGE and "no such file" in " ".join(res.output.split())
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"junk")
+    res = _run("measure", SAMPLES / "images", "--model", bad, "--out", tmp_path)
+    assert res.exit_code == EXIT_USAGE and "not a readable ONNX model" in " ".join(res.output.split())
+
+
+def test_submission_runs_on_its_own(tmp_path):
+    out = tmp_path / "sub"
+    res = _run("submission", "--out", out)
+    assert res.exit_code == EXIT_OK, res.output
+    assert (out / "model.py").is_file() and (out / "model.onnx").is_file()
+    assert not (out / "partus" / "train").exists()  # inference code only
+    code = f"""
+import sys; sys.path.insert(0, {str(out)!r})
+from model import model
+from PIL import Image
+m = model(); m.load({str(out)!r})
+import partus
+assert partus.__file__.startswith({str(out)!r}), partus.__file__
+assert 'torch' not in sys.modules
+out = m.predict(Image.open({str(SAMPLES / "images" / "04050.png")!r}).convert("RGB"))
+print(list(map(float, out)))
+"""
+    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = np.array(json.loads(proc.stdout))
+    expected = load_model().measure(SAMPLES / "images" / "04050.png").landmarks.to_array().reshape(6)
+    assert got.shape == (6,) and np.allclose(got, expected)
+    res = _run("submission", "--out", out)
+    assert res.exit_code == EXIT_USAGE and "not an empty folder" in " ".join(res.output.split())
