@@ -1,0 +1,200 @@
+"""The partus HTTP service (FastAPI): one page for clinicians and ``POST /v1/measure`` for programs.
+
+Safety: uploads are capped in bytes (413) while they stream in and in declared pixels before decoding
+(decompression bombs, 413); the format is taken from the content, never from the name or declared type
+(415 otherwise, 422 for undecodable files); client file names are only echoed, never used as paths;
+each request works in its own temporary directory, removed before the response is sent; nothing is
+kept. An optional bearer token protects ``/v1/*`` for use beyond the loopback interface. Inference runs
+in worker threads (at most ``workers`` at once, which bounds memory under load); the model is loaded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import secrets
+import shutil
+import tempfile
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import cv2
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.formparsers import MultiPartParser
+
+from .. import __version__
+from ..errors import InputError
+from ..io import read_any
+from ..predict import Predictor, load_model
+from ..viz import draw_overlay
+from .uploads import EXTENSIONS, UploadRejected, check_upload, safe_name
+
+__all__ = ["create_app"]
+
+MiB = 2**20
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 when a request body exceeds ``limit`` bytes, by its header or while it streams
+    in (chunked uploads); the body is read before the app sees it, so the app never parses a partial one."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await _reject(scope, send, 413, f"upload larger than {self.limit / MiB:g} MiB")
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            more = message.get("more_body", False)
+            if seen > self.limit:
+                return await _reject(scope, send, 413, f"upload larger than {self.limit / MiB:g} MiB")
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _reject(scope, send, status: int, message: str) -> None:
+    await JSONResponse({"detail": message}, status_code=status)(scope, None, send)
+
+
+def create_app(
+    predictor: Predictor | None = None,
+    *,
+    token: str | None = None,
+    max_upload_mb: float = 20.0,
+    max_pixels: int = 16_000_000,
+    max_files: int = 16,
+    workers: int = 2,
+    tmp_root: str | Path | None = None,
+) -> FastAPI:
+    """Build the app.
+
+    Parameters
+    ----------
+    predictor : Predictor, optional
+        Default: the bundled model, loaded at start-up.
+    token : str, optional
+        Require ``Authorization: Bearer <token>`` on ``/v1/*``.
+    max_upload_mb : float
+        Largest request body.
+    max_pixels : int
+        Largest declared image size (all frames), checked before decoding.
+    max_files : int
+        Most files per request.
+    workers : int
+        Most images measured at once.
+    tmp_root : path, optional
+        Where per-request temporary directories are made (default: the system's).
+    """
+    limit = int(max_upload_mb * MiB)
+    # Keep parsed uploads in memory (their size is capped above) instead of spooling them to the
+    # system temporary directory: nothing of a request may touch the disk outside its own folder.
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit)
+    gate = asyncio.Semaphore(workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.predictor = predictor or load_model()
+        yield
+
+    app = FastAPI(
+        title="partus",
+        version=__version__,
+        summary="Angle of Progression and head-symphysis distance on intrapartum ultrasound (research tool).",
+        lifespan=lifespan,
+    )
+    app.add_middleware(_BodyLimit, limit=limit)
+
+    def authorise(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not (given.startswith("Bearer ") and secrets.compare_digest(given[7:].encode(), token.encode())):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/healthz")
+    def healthz(request: Request) -> dict[str, Any]:
+        """Liveness, the model id and whether ``/v1`` needs a token."""
+        model = request.app.state.predictor.id
+        return {"status": "ok", "version": __version__, "model": model, "auth": token is not None}
+
+    @app.post("/v1/measure")
+    async def measure(
+        request: Request,
+        files: Annotated[list[UploadFile], File(description="PNG, JPEG, BMP, TIFF, DICOM or .mha (one frame each)")],
+        overlay: bool = True,
+    ) -> dict[str, Any]:
+        """Measure each uploaded image: landmarks, AoP, HSD (mm when the file states its pixel spacing),
+        verdict and reason, and an overlay PNG (base64)."""
+        authorise(request)
+        if len(files) > max_files:
+            raise HTTPException(413, f"{len(files)} files; at most {max_files} per request")
+        uploads = []
+        for f in files:
+            data = await f.read()
+            name = safe_name(f.filename)
+            try:
+                uploads.append((name, data, check_upload(data, max_pixels=max_pixels)))
+            except UploadRejected as exc:
+                raise HTTPException(exc.status, f"{name}: {exc.message}") from None
+        async with gate:
+            results = await asyncio.to_thread(_measure_all, request.app.state.predictor, uploads, overlay, tmp_root)
+        return {"model": request.app.state.predictor.id, "version": __version__, "results": results}
+
+    return app
+
+
+def _measure_all(predictor: Predictor, uploads: list, overlay: bool, tmp_root) -> list[dict[str, Any]]:
+    """Decode (in a private temporary folder, always removed) and measure; 422 if a file does not decode."""
+    tmp = Path(tempfile.mkdtemp(prefix="partus-req-", dir=tmp_root))
+    try:
+        images = []
+        for i, (name, data, kind) in enumerate(uploads):
+            path = tmp / f"upload{i}{EXTENSIONS[kind]}"
+            path.write_bytes(data)
+            try:
+                image = read_any(path)
+            except (InputError, OSError, ValueError, MemoryError) as exc:
+                problem = exc.problem if isinstance(exc, InputError) else type(exc).__name__
+                raise HTTPException(422, f"{name}: could not decode the {kind.upper()} file: {problem}") from None
+            if image.frames > 1:
+                raise HTTPException(422, f"{name}: {image.frames} frames; upload one frame (clips: partus measure)")
+            images.append(image)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    preds = predictor.predict([im.pixels for im in images], pixel_spacing=[im.pixel_spacing for im in images])
+    out = []
+    for (name, _, kind), pred in zip(uploads, preds, strict=True):
+        item = {"filename": name, "format": kind, **pred.measurement.as_dict()}
+        item["size"] = list(pred.image.shape)
+        if overlay:
+            img = draw_overlay(pred.image, pred.measurement, label_map=pred.label_map, title=name)
+            ok, buf = cv2.imencode(".png", img)
+            item["overlay_png"] = base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
+        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in item.items()})
+    return out

@@ -1,0 +1,116 @@
+"""Checking uploaded bytes before anything decodes them: format by content (not by name or declared
+type), and the declared image size read from the header, so a decompression bomb is refused before a
+single pixel is allocated. Pure functions; the service maps :class:`UploadRejected` to HTTP codes."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from dataclasses import dataclass
+
+__all__ = ["EXTENSIONS", "UploadRejected", "check_upload", "safe_name", "sniff"]
+
+#: Extension given to the temporary file of each accepted format (read back by partus.io.read_any).
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "tiff": ".tif", "dicom": ".dcm", "mha": ".mha"}
+
+
+@dataclass
+class UploadRejected(Exception):
+    """An upload the service refuses: ``status`` (413, 415 or 422) and a message for the user."""
+
+    status: int
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def sniff(data: bytes) -> str | None:
+    """The format of ``data`` from its first bytes, or None if it is not one partus accepts."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"BM") and len(data) >= 26:
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if data[128:132] == b"DICM":
+        return "dicom"
+    if re.match(rb"\s*(ObjectType|NDims)\s*=", data[:64]):
+        return "mha"
+    return None
+
+
+def _mha_shape(data: bytes) -> tuple[int, ...]:
+    header = data[:4096].split(b"ElementDataFile", 1)
+    if len(header) != 2:
+        raise UploadRejected(422, "MetaImage header without ElementDataFile (truncated or not .mha)")
+    if not re.search(rb"ElementDataFile\s*=\s*LOCAL", b"ElementDataFile" + header[1][:64]):
+        raise UploadRejected(422, "only self-contained .mha files (ElementDataFile = LOCAL) can be uploaded")
+    m = re.search(rb"DimSize\s*=\s*([0-9 ]+)", header[0])
+    if not m:
+        raise UploadRejected(422, "MetaImage header without DimSize")
+    return tuple(int(v) for v in m.group(1).split())
+
+
+def _dicom_shape(data: bytes) -> tuple[int, ...]:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed headers
+        raise UploadRejected(422, f"unreadable DICOM header: {type(exc).__name__}") from None
+    return (frames, rows, cols)
+
+
+def _raster_shape(data: bytes, kind: str) -> tuple[int, ...]:
+    if kind == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", data[16:24])
+        return (h, w)
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the caller enforces its own limit on the declared size
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # reads the header only
+            w, h = im.size
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on malformed headers
+        raise UploadRejected(422, f"unreadable {kind.upper()} header: {type(exc).__name__}") from None
+    return (h, w)
+
+
+def check_upload(data: bytes, *, max_pixels: int) -> str:
+    """Validate one upload; returns its format.
+
+    Raises
+    ------
+    UploadRejected
+        415 when it is not an accepted format, 413 when its declared size exceeds ``max_pixels`` (a
+        decompression-bomb guard), 422 when its header is unreadable or it is not a single 2-D image.
+    """
+    if not data:
+        raise UploadRejected(422, "empty file")
+    kind = sniff(data)
+    if kind is None:
+        raise UploadRejected(415, "not an accepted image: PNG, JPEG, BMP, TIFF, DICOM or MetaImage (.mha)")
+    shape = _mha_shape(data) if kind == "mha" else _dicom_shape(data) if kind == "dicom" else _raster_shape(data, kind)
+    if any(v <= 0 for v in shape):
+        raise UploadRejected(422, f"image declares an empty size {shape}")
+    if len(shape) > 3:
+        raise UploadRejected(422, f"{len(shape)}-D image: upload one 2-D frame")
+    pixels = 1
+    for v in shape:
+        pixels *= v
+    if pixels > max_pixels:
+        size = "x".join(str(v) for v in shape)
+        raise UploadRejected(413, f"image declares {size} = {pixels:,} pixels, more than the {max_pixels:,} allowed")
+    return kind
+
+
+def safe_name(name: str | None, limit: int = 120) -> str:
+    """A display-only version of a client's file name (never used as a path)."""
+    text = "".join(c for c in (name or "upload") if c.isprintable() and c not in "/\\")
+    return (text or "upload")[:limit]

@@ -1,0 +1,34 @@
+"""Test helpers shared by several test modules (importable: ``tests`` is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, generate_uid
+
+
+def make_dicom(path, pixels, *, photometric="MONOCHROME2", frames=None, **tags):
+    """Write an uncompressed Explicit VR Little Endian DICOM holding ``pixels`` (frames first, channels last)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage if frames else UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    colour = photometric in ("RGB", "YBR_FULL")
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = photometric
+    if colour:
+        ds.PlanarConfiguration = 0
+    shape = pixels.shape[:-1] if colour else pixels.shape
+    ds.Rows, ds.Columns = shape[-2:]
+    if frames:
+        ds.NumberOfFrames = frames
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
