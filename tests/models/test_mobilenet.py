@@ -92,3 +92,33 @@ def test_load_imagenet_encoder_rejects_mismatches(edit, match):
 def test_load_imagenet_encoder_needs_a_mobilenet_unet():
     with pytest.raises(ValueError, match="MobileNetUNet"):
         load_imagenet_encoder(create_model("heatmap_unet"), random_torchvision_state_dict())
+
+
+def test_imagenet_norm_normalises_inside_the_network():
+    from partus.models.mobilenet import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
+
+    plain = create_model("mobilenet_unet", features=8).eval()
+    normed = create_model("mobilenet_unet", features=8, imagenet_norm=True).eval()
+    normed.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(normed(x), plain((x - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD))
+
+
+def test_config_encoder_weights_load_before_training(tmp_path):
+    from partus.errors import InputError
+    from partus.train.fit import _load_encoder
+
+    sd = random_torchvision_state_dict(3)
+    torch.save(sd, tmp_path / "mnv2.pth")
+    model = create_model("mobilenet_unet", features=8, kind="segmentation", out_channels=3)
+    _load_encoder(model, str(tmp_path / "mnv2.pth"))
+    assert torch.equal(model.state_dict()["encoder.features.18.0.weight"], sd["features.18.0.weight"])
+    # "sum": a gray image copied into R, G, B gives the pretrained first-layer response
+    torch.testing.assert_close(
+        model.state_dict()["encoder.features.0.0.weight"], sd["features.0.0.weight"].sum(1, keepdim=True)
+    )
+    with pytest.raises(InputError, match="file not found"):
+        _load_encoder(model, str(tmp_path / "missing.pth"))
+    with pytest.raises(InputError, match="only for mobilenet_unet"):
+        _load_encoder(create_model("seg_unet", features=4), str(tmp_path / "mnv2.pth"))

@@ -108,6 +108,7 @@ class MobileNetUNet(DenseModel):
         kind: str = "heatmap",
         upsample: Upsample | str = "transpose",
         img_size: int | Sequence[int] | None = None,
+        imagenet_norm: bool = False,
     ) -> None:
         super().__init__(
             in_channels=in_channels,
@@ -124,9 +125,12 @@ class MobileNetUNet(DenseModel):
         widths = [features * 2**i for i in range(4, -1, -1)][:n_stages]
         self.decoder = UNetDecoder(self.encoder.channels[-1], skips, widths, upsample)
         self.head = nn.Conv2d(self.decoder.out_channels, out_channels, 1)
+        self.imagenet_norm = bool(imagenet_norm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` -> decoder map ``(N, C, H / output_stride, W / output_stride)``."""
+        if self.imagenet_norm:
+            x = (x - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD
         feats = self.encoder(x)
         return self.decoder(feats[-1], [*feats[-2::-1], None])
 

