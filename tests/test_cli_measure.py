@@ -130,3 +130,46 @@ print(list(map(float, out)))
     assert got.shape == (6,) and np.allclose(got, expected)
     res = _run("submission", "--out", out)
     assert res.exit_code == EXIT_USAGE and "not an empty folder" in " ".join(res.output.split())
+
+
+def test_predict_survives_nan_volumes_decoder_errors_markup_names_and_name_clashes(tmp_path):
+    import struct
+    import zlib
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frame = _frames()[0]
+    cv2.imwrite(str(folder / "a.png"), frame)
+    sitk.WriteImage(sitk.GetImageFromArray(frame), str(folder / "a.mha"))  # same stem as a.png
+    cv2.imwrite(str(folder / "weird[red].png"), frame)  # rich markup in a name
+    nan = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    nan[5, 5] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(nan), str(folder / "nan.mha"))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+    res = _run("predict", folder, "--out", tmp_path / "p.csv", "--overlays", tmp_path / "ov", "--batch-size", "2")
+    assert res.exit_code == EXIT_PARTIAL, res.output
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = {r["Filename"]: r for r in csv.DictReader(f)}
+    assert rows["a.png"]["status"] == rows["a.mha"]["status"] == rows["weird[red].png"]["status"] == "ok"
+    assert "NaN" in rows["nan.mha"]["reason"] and "too large" in rows["bomb.png"]["reason"]
+    overlays = sorted(p.name for p in (tmp_path / "ov").iterdir())
+    assert overlays == ["a_2_overlay.png", "a_overlay.png", "weird[red]_overlay.png"]
+
+
+def test_measure_reports_a_bad_file_and_measures_the_rest(tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    res = _run("measure", SAMPLES / "images" / "04050.png", tmp_path / "bad.png", "--out", tmp_path / "o", "--json")
+    assert res.exit_code == EXIT_PARTIAL
+    assert "bad.png" in res.output and (tmp_path / "o" / "04050_overlay.png").is_file()
+
+
+def test_batch_size_must_be_positive():
+    from partus.errors import InputError
+
+    with pytest.raises(InputError, match="batch_size"):
+        load_model().predict([_frames()[0]], batch_size=0)

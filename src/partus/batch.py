@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .errors import InputError
-from .io import atomic_path, iter_video_frames, read_any, video_info, write_mask, write_predictions_csv
+from .io import atomic_path, iter_video_frames, read_any, video_info, write_mask, write_png, write_predictions_csv
+from .io import file_stem as stem
 from .io.datasets import VIDEO_EXTENSIONS
 from .io.images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, MEDICAL_EXTENSIONS
-from .predict import Prediction, Predictor
+from .predict import Prediction, Predictor, as_gray_uint8
 from .viz import draw_overlay
 
 __all__ = [
@@ -27,34 +27,29 @@ __all__ = [
     "is_video",
     "iter_file_predictions",
     "measure_clip",
-    "stem",
+    "unique_stems",
     "write_mask_file",
     "write_overlay",
-    "write_png",
 ]
 
 #: Single-image formats ``partus predict`` picks up from a folder.
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS + MEDICAL_EXTENSIONS + DICOM_EXTENSIONS
 
 
-def stem(path: str | os.PathLike) -> str:
-    """File name without its extension (``.nii.gz`` counts as one)."""
-    name = Path(path).name
-    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(name).stem
+def unique_stems(paths: Iterable[Path]) -> dict[Path, str]:
+    """Output name stems for input files: the file stem, with ``_2``, ``_3``... when two inputs share one
+    (``a.png`` and ``a.dcm``, or the same name in two folders), so no output overwrites another."""
+    seen: dict[str, int] = {}
+    out = {}
+    for p in paths:
+        base = stem(p)
+        seen[base] = seen.get(base, 0) + 1
+        out[p] = base if seen[base] == 1 else f"{base}_{seen[base]}"
+    return out
 
 
 def is_video(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(VIDEO_EXTENSIONS)
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Encode an 8-bit image as PNG and write it atomically."""
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise InputError(path, "could not encode the image as PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
-    return Path(path)
 
 
 def write_overlay(path: str | os.PathLike, pred: Prediction, title: str | None = None) -> Path:
@@ -85,12 +80,13 @@ def iter_file_predictions(
             data = read_any(path)
             if data.frames > 1:
                 raise InputError(path, f"has {data.frames} frames; measure clips with 'partus measure'")
-            batch.append((path, data.pixels, pixel_spacing or data.pixel_spacing))
+            gray = as_gray_uint8(data.pixels, str(path))  # bad pixels (NaN...) fail this file, not the batch
+            batch.append((path, gray, pixel_spacing or data.pixel_spacing))
         except InputError as exc:
             yield path, exc
             continue
-        except (OSError, ValueError, MemoryError) as exc:  # a reader library failing in an unforeseen way
-            yield path, InputError(path, f"could not be read: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a reader library failing in an unforeseen way: report, go on
+            yield path, InputError(path, f"could not be read: {type(exc).__name__}: {exc}")
             continue
         if len(batch) == batch_size:
             yield from flush()
@@ -116,14 +112,17 @@ def measure_clip(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
+    name: str | None = None,
     step: int = 1,
     pixel_spacing: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
     **kw,
 ) -> ClipResult:
-    """Measure every ``step``-th frame of a video or multi-frame DICOM; write ``<stem>_frames.csv``
-    (IUGC 2025 columns, one row per frame named ``<stem>_f<frame>``) and ``<stem>_aop.png``."""
+    """Measure every ``step``-th frame of a video or multi-frame DICOM; write ``<name>_frames.csv``
+    (IUGC 2025 columns, one row per frame named ``<name>_f<frame>``) and ``<name>_aop.png``; ``name``
+    defaults to the file's stem."""
     path, out_dir = Path(path), Path(out_dir)
+    name = name or stem(path)
     if is_video(path):
         info = video_info(path)
         fps, frames = info.fps, iter_video_frames(path, step=step)
@@ -135,15 +134,15 @@ def measure_clip(
     rows, index, aop = [], [], []
     for i, pred in predictor.predict_frames(frames, pixel_spacing=pixel_spacing, **kw):
         m = pred.measurement
-        rows.append((f"{stem(path)}_f{i:05d}", m))
+        rows.append((f"{name}_f{i:05d}", m))
         index.append(i)
         aop.append(m.aop if m.ok else math.nan)
         if progress is not None:
             progress(i)
     if not rows:
         raise InputError(path, "no frames to measure")
-    csv_path = write_predictions_csv(out_dir / f"{stem(path)}_frames.csv", rows)
-    plot = _plot_aop(out_dir / f"{stem(path)}_aop.png", np.array(index), np.array(aop), fps, path.name)
+    csv_path = write_predictions_csv(out_dir / f"{name}_frames.csv", rows)
+    plot = _plot_aop(out_dir / f"{name}_aop.png", np.array(index), np.array(aop), fps, path.name)
     ok = np.array(aop)[np.isfinite(aop)]
     return ClipResult(
         source=str(path),

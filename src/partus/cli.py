@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .conventions import HSDMethod, LabelScheme, Orientation
@@ -68,15 +69,12 @@ def _expand(paths: Iterable[Path], suffixes: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
-
-
 def _find_image(images: Path | None, mask: Path) -> Path | None:
     if images is None:
         return None
-    hits = sorted(p for p in images.glob(f"{_stem(mask)}.*") if p.is_file())
+    from .io import file_stem
+
+    hits = sorted(p for p in images.glob(f"{file_stem(mask)}.*") if p.is_file())
     return hits[0] if hits else None
 
 
@@ -129,7 +127,7 @@ def geometry(
             )
         except ValueError as exc:  # InputError and friends: report, skip, go on
             failures += 1
-            err.print(f"[red]skipped[/red] {exc}")
+            err.print(f"[red]skipped[/red] {escape(str(exc))}")
             continue
         records.append((path, m))
         if overlays is not None:
@@ -148,25 +146,15 @@ def geometry(
 
 
 def _write_overlay(folder: Path, mask_path: Path, m, lab, image_path: Path | None) -> None:
-    import cv2
-
-    from .io import atomic_path, read_any
+    from .io import file_stem, read_any, write_png
     from .viz import draw_overlay
 
-    if image_path is not None:
-        image = read_any(image_path).pixels
-        if image.ndim != 2 or image.shape != lab.shape:
-            image = (lab * 100).astype("uint8")
-    else:
+    image = None if image_path is None else read_any(image_path).pixels
+    if image is None or image.ndim != 2 or image.shape != lab.shape:
         image = (lab.astype("uint8") * 100).astype("uint8")
-    ov = draw_overlay(image, m, label_map=lab, title=mask_path.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{_stem(mask_path)}_overlay.png"
-    ok, buf = cv2.imencode(".png", ov)
-    if not ok:
-        raise RuntimeError(f"could not encode the overlay for {mask_path}")
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(buf.tobytes())
+    write_png(
+        folder / f"{file_stem(mask_path)}_overlay.png", draw_overlay(image, m, label_map=lab, title=mask_path.name)
+    )
 
 
 def _fmt(v: float, digits: int = 2) -> str:
@@ -184,8 +172,8 @@ def _print_measurements(records, as_json: bool) -> None:
         table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
     for p, m in records:
         pts = ["-"] * 3 if m.landmarks is None else [f"({x:g}, {y:g})" for x, y in m.landmarks.to_array()]
-        status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {m.reason}"
-        table.add_row(p.name, *pts, _fmt(m.aop), f"{_fmt(m.hsd)} {m.hsd_unit}", status)
+        status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {escape(m.reason)}"
+        table.add_row(escape(p.name), *pts, _fmt(m.aop), f"{_fmt(m.hsd)} {m.hsd_unit}", status)
     out.print(table)
 
 
@@ -387,12 +375,13 @@ def measure(
 ) -> None:
     """Measure AoP and HSD on raw ultrasound: landmarks, verdict and an overlay PNG per image; for a
     video or multi-frame DICOM a per-frame CSV and a plot of AoP over time."""
-    from .batch import IMAGE_SUFFIXES, is_video, iter_file_predictions, measure_clip, stem, write_overlay
+    from .batch import IMAGE_SUFFIXES, is_video, iter_file_predictions, measure_clip, unique_stems, write_overlay
     from .errors import InputError
     from .io import read_any
     from .io.datasets import VIDEO_EXTENSIONS
 
     files = _expand(inputs, IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
+    stems = unique_stems(files)
     predictor = _predictor(models, tta)
     opts = {"orientation": orientation, "hsd_method": hsd, "pixel_spacing": spacing}
     records, clips, failures = [], [], 0
@@ -402,29 +391,30 @@ def measure(
             clip = is_video(f) or read_any(f).frames > 1
         except InputError as exc:
             failures += 1
-            err.print(f"[red]skipped[/red] {exc}")
+            err.print(f"[red]skipped[/red] {escape(str(exc))}")
             continue
         if not clip:
             singles.append(f)
             continue
         try:
-            with err.status(f"measuring frames of {f.name}"):
-                clips.append(measure_clip(predictor, f, out_dir, step=step, **opts))
+            with err.status(f"measuring frames of {escape(f.name)}"):
+                clips.append(measure_clip(predictor, f, out_dir, name=stems[f], step=step, **opts))
         except InputError as exc:
             failures += 1
-            err.print(f"[red]skipped[/red] {exc}")
+            err.print(f"[red]skipped[/red] {escape(str(exc))}")
     for path, pred in iter_file_predictions(predictor, singles, **opts):
         if isinstance(pred, InputError):
             failures += 1
-            err.print(f"[red]skipped[/red] {pred}")
+            err.print(f"[red]skipped[/red] {escape(str(pred))}")
             continue
-        write_overlay(out_dir / f"{stem(path)}_overlay.png", pred, title=path.name)
+        write_overlay(out_dir / f"{stems[path]}_overlay.png", pred, title=path.name)
         records.append((path, pred.measurement))
     if records:
         _print_measurements(records, json_out)
     for c in clips:
         err.print(
-            f"{Path(c.source).name}: {c.measurable}/{c.frames} frames measurable, AoP median {_fmt(c.aop_median)} deg "
+            f"{escape(Path(c.source).name)}: {c.measurable}/{c.frames} frames measurable, "
+            f"AoP median {_fmt(c.aop_median)} deg "
             f"(range {_fmt(c.aop_range[0])}-{_fmt(c.aop_range[1])}); wrote {c.csv} and {c.plot}"
         )
     if records:
@@ -453,12 +443,13 @@ def predict(
 ) -> None:
     """Predict a folder: one CSV row per image (unreadable files are reported, listed as not measurable,
     and skipped; they never abort the run)."""
-    from .batch import IMAGE_SUFFIXES, iter_file_predictions, stem, write_mask_file, write_overlay
+    from .batch import IMAGE_SUFFIXES, iter_file_predictions, unique_stems, write_mask_file, write_overlay
     from .errors import InputError
     from .io import write_predictions_csv
     from .measurement import Measurement
 
     files = _expand(inputs, IMAGE_SUFFIXES)
+    stems = unique_stems(files)
     predictor = _predictor(models, tta)
     if masks is not None and not predictor.has_masks:
         raise _usage("--masks needs a segmentation model; the given model(s) predict landmarks only")
@@ -471,16 +462,16 @@ def predict(
         names[name] = 1
         if isinstance(pred, InputError):
             failures += 1
-            err.print(f"[red]skipped[/red] {pred}")
+            err.print(f"[red]skipped[/red] {escape(str(pred))}")
             rows.append((name, Measurement.not_measurable(f"could not read the file: {pred.problem}")))
             continue
         m = pred.measurement
         rows.append((name, m))
         records.append((path, m))
         if overlays is not None:
-            write_overlay(overlays / f"{stem(path)}_overlay.png", pred, title=path.name)
+            write_overlay(overlays / f"{stems[path]}_overlay.png", pred, title=path.name)
         if masks is not None:
-            write_mask_file(masks, stem(path), pred)
+            write_mask_file(masks, stems[path], pred)
     write_predictions_csv(csv_out, rows)
     if json_out:
         _print_measurements(records, True)

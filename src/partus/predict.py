@@ -103,6 +103,11 @@ class _Model:
         return to_image_coords(xy, grid, size), np.asarray(conf, float)
 
 
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError("batch_size", f"must be a positive integer, got {batch_size!r}")
+
+
 def as_gray_uint8(image: Any, source: str = "image") -> np.ndarray:
     """An image array as 8-bit gray: ``(H, W)`` of any real dtype (min-max stretched unless uint8), or
     ``(H, W, 3|4)`` RGB(A) (BT.601 luminance). Raises :class:`InputError` for anything else."""
@@ -181,6 +186,7 @@ class Predictor:
         """
         orientation = parse_enum(Orientation, orientation, "orientation")
         hsd_method = parse_enum(HSDMethod, hsd_method, "hsd_method")
+        _check_batch_size(batch_size)
         spacings = list(pixel_spacing) if pixel_spacing is not None else [None] * len(images)
         if len(spacings) != len(images):
             raise InputError("pixel_spacing", f"{len(spacings)} spacings for {len(images)} images")
@@ -195,7 +201,7 @@ class Predictor:
             else:
                 meta = {"hsd_unit": "px" if spacings[i] is None else "mm", **opts}
                 results[i] = Prediction(self._tag(Measurement.not_measurable(reason, **meta), None), None, g)
-        for start in range(0, len(todo), max(1, batch_size)):
+        for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             x = to_input(np.stack([resize_image(grays[i], self.size) for i in chunk]))
             outs = [m(x, self.tta_flip) for m in self.models]
@@ -266,6 +272,7 @@ class Predictor:
     ) -> Iterator[tuple[int, Prediction]]:
         """Predict a stream of ``(index, frame)`` pairs (a video or multi-frame DICOM) in batches; all
         frames share ``pixel_spacing``."""
+        _check_batch_size(batch_size)
         buf: list[tuple[int, np.ndarray]] = []
         for item in frames:
             buf.append(item)

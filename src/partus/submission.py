@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,15 +100,25 @@ def write_submission(
         raise InputError(out, "exists and is not an empty folder; choose a new one")
     sources = [Path(p) for p in (models or [DEFAULT_MODEL])]
     predictor = Predictor(sources, tta_flip=tta_flip)  # fails early on a bad model
-    out.mkdir(parents=True, exist_ok=True)
-    names = [f"model{i}.onnx" if len(sources) > 1 else "model.onnx" for i in range(len(sources))]
-    written = [Path(shutil.copyfile(src, out / name)) for src, name in zip(sources, names, strict=True)]
-    package = Path(__file__).parent
-    for src in sorted(f for pattern in _VENDORED for f in package.glob(pattern)):
-        dst = out / "partus" / src.relative_to(package)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        written.append(Path(shutil.copyfile(src, dst)))
-    text = _MODEL_PY.format(version=__version__, model_id=predictor.id, model_files=names, tta=tta_flip)
-    (out / "model.py").write_text(text)
-    (out / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
-    return [*written, out / "model.py", out / "requirements.txt"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Build next to the destination, then rename: a failure never leaves a half-written submission.
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        names = [f"model{i}.onnx" if len(sources) > 1 else "model.onnx" for i in range(len(sources))]
+        for src, name in zip(sources, names, strict=True):
+            shutil.copyfile(src, build / name)
+        package = Path(__file__).parent
+        for src in sorted(f for pattern in _VENDORED for f in package.glob(pattern)):
+            dst = build / "partus" / src.relative_to(package)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        text = _MODEL_PY.format(version=__version__, model_id=predictor.id, model_files=names, tta=tta_flip)
+        (build / "model.py").write_text(text)
+        (build / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return sorted(p for p in out.rglob("*") if p.is_file())

@@ -49,7 +49,7 @@ def _cases(rng: np.random.Generator, dicom: bytes) -> list[tuple[str, str, bytes
         out.append(
             ("png-bomb", f"b{i}.png", _png_header(w, h) + _chunk(b"IDAT", body) + _chunk(b"IEND", b""), "image/png")
         )
-        dims = " ".join(str(int(v)) for v in rng.integers(5000, 10**6, 2))
+        dims = " ".join(str(int(v)) for v in rng.integers(5000, 10**6, 2)) + " 1"  # NDims = 3
         head = mha.split(b"ElementDataFile")[0].replace(b"DimSize = 256 256 3", f"DimSize = {dims}".encode())
         out.append(
             ("mha-bomb", f"m{i}.mha", head + b"ElementDataFile = LOCAL\n" + b"\0" * 100, "application/octet-stream")

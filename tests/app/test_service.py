@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,10 @@ from partus.app import create_app
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "partus" / "samples" / "psfhs"
 PNG = (SAMPLES / "images" / "03744.png").read_bytes()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 @pytest.fixture
@@ -92,7 +97,12 @@ def test_blank_image_is_a_not_measurable_result_not_an_error(client):
         ("empty.png", b"", 422, "empty file"),
         ("cut.png", PNG[:60], 422, "could not decode"),
         ("head.png", PNG[:8] + b"\0" * 30, 422, "unreadable PNG header"),
-        ("huge.png", PNG[:16] + struct.pack(">II", 5000, 5000) + PNG[24:], 413, "more than the 1,000,000 allowed"),
+        (
+            "huge.png",
+            PNG[:8] + _chunk(b"IHDR", struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)) + PNG[33:],
+            413,
+            "more than the 1,000,000 allowed",
+        ),
     ],
 )
 def test_refusals_have_codes_and_messages(client, name, data, status, message):
@@ -138,11 +148,29 @@ def test_too_many_files_and_missing_field(client):
     assert client.post("/v1/measure", json={"x": 1}).status_code == 422
 
 
+def test_float_volume_with_nan_is_a_422_not_a_500(client, tmp_path):
+    arr = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    arr[3, 3] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(tmp_path / "nan.mha"))
+    res = _post(client, ("nan.mha", (tmp_path / "nan.mha").read_bytes(), "application/octet-stream"))
+    assert res.status_code == 422 and "NaN" in res.json()["detail"]
+
+
+def test_request_pixel_budget_bounds_memory_across_files(work):
+    work.mkdir()
+    with TestClient(create_app(load_model(), max_pixels=100_000, tmp_root=work)) as c:  # 2 x 100k in all
+        res = _post(c, *[(f"{i}.png", PNG, "image/png") for i in range(4)])  # 4 x 65,536 declared
+        assert res.status_code == 413 and "in all" in res.json()["detail"]
+        assert _post(c, ("a.png", PNG, "image/png"), ("b.png", PNG, "image/png")).status_code == 200
+
+
 def test_bearer_token_guards_the_api_not_the_page(tmp_path):
     with TestClient(create_app(load_model(), token="s3cret")) as c:
         assert c.get("/healthz").json()["auth"] is True and c.get("/").status_code == 200
         res = _post(c, ("a.png", PNG, "image/png"))
         assert res.status_code == 401 and res.headers["www-authenticate"] == "Bearer"
+        big = b"\x89PNG\r\n\x1a\n" + b"\0" * (30 * 2**20)  # refused before the body is read
+        assert _post(c, ("big.png", big, "image/png")).status_code == 401
         assert _post(c, ("a.png", PNG, "image/png"), headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert _post(c, ("a.png", PNG, "image/png"), headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
@@ -150,7 +178,7 @@ def test_bearer_token_guards_the_api_not_the_page(tmp_path):
 def test_sniffing_and_header_checks_need_no_decoding(tmp_path):
     assert sniff(PNG) == "png" and sniff(b"\xff\xd8\xff\xe0") == "jpeg" and sniff(b"GIF89a") is None
     assert sniff(b"\0" * 128 + b"DICM") == "dicom" and sniff(b"ObjectType = Image\n") == "mha"
-    assert check_upload(PNG, max_pixels=256 * 256) == "png"
+    assert check_upload(PNG, max_pixels=256 * 256) == ("png", 256 * 256)
     with pytest.raises(UploadRejected) as exc:
         check_upload(PNG, max_pixels=256 * 256 - 1)
     assert exc.value.status == 413
@@ -165,4 +193,15 @@ def test_sniffing_and_header_checks_need_no_decoding(tmp_path):
         check_upload(mha, max_pixels=10**6)
     with pytest.raises(UploadRejected, match="LOCAL"):
         check_upload(mha.replace(b"LOCAL", b"/etc/passwd"), max_pixels=10**12)
+    with pytest.raises(UploadRejected, match="LOCAL"):
+        check_upload(mha.replace(b"LOCAL", b"LOCALfoo"), max_pixels=10**12)
+    tabbed = mha.replace(b"DimSize = 90000 90000", b"DimSize = 8\t8")  # ITK splits on any whitespace
+    assert check_upload(tabbed, max_pixels=64) == ("mha", 64)
+    with pytest.raises(UploadRejected, match="more than"):
+        check_upload(tabbed, max_pixels=63)
+    channels = tabbed.replace(b"NDims = 2\n", b"NDims = 2\nElementNumberOfChannels = 200\n")
+    with pytest.raises(UploadRejected, match="more than"):
+        check_upload(channels, max_pixels=64 * 199)
+    with pytest.raises(UploadRejected, match="does not match NDims"):
+        check_upload(mha.replace(b"DimSize = 90000 90000", b"DimSize = 90000"), max_pixels=10**12)
     assert safe_name("a/b\\c\n.png") == "abc.png" and safe_name("") == "upload" and len(safe_name("x" * 999)) == 120

@@ -28,8 +28,8 @@ from starlette.formparsers import MultiPartParser
 
 from .. import __version__
 from ..errors import InputError
-from ..io import read_any
-from ..predict import Predictor, load_model
+from ..io import ImageData, read_any
+from ..predict import Predictor, as_gray_uint8, load_model
 from ..viz import draw_overlay
 from .uploads import EXTENSIONS, UploadRejected, check_upload, safe_name
 
@@ -38,17 +38,28 @@ __all__ = ["create_app"]
 MiB = 2**20
 
 
-class _BodyLimit:
-    """ASGI middleware: 413 when a request body exceeds ``limit`` bytes, by its header or while it streams
-    in (chunked uploads); the body is read before the app sees it, so the app never parses a partial one."""
+class _Guard:
+    """ASGI middleware in front of the app: with a token, 401 for ``/v1`` requests without it (before a
+    byte of the body is read); 413 when a body exceeds ``limit`` bytes, by its header or while it streams
+    in (chunked uploads). The body is read before the app sees it, so the app never parses a partial one."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, token: str | None):
+        self.app, self.limit, self.token = app, limit, token
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        if self.token is not None and scope["path"].startswith("/v1"):
+            given = headers.get(b"authorization", b"")
+            if not (given.startswith(b"Bearer ") and secrets.compare_digest(given[7:], self.token.encode())):
+                response = JSONResponse(
+                    {"detail": "missing or wrong bearer token"}, 401, headers={"WWW-Authenticate": "Bearer"}
+                )
+                return await response(scope, receive, send)
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await _reject(scope, send, 413, f"upload larger than {self.limit / MiB:g} MiB")
         chunks, seen, more = [], 0, True
@@ -124,14 +135,7 @@ def create_app(
         summary="Angle of Progression and head-symphysis distance on intrapartum ultrasound (research tool).",
         lifespan=lifespan,
     )
-    app.add_middleware(_BodyLimit, limit=limit)
-
-    def authorise(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not (given.startswith("Bearer ") and secrets.compare_digest(given[7:].encode(), token.encode())):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    app.add_middleware(_Guard, limit=limit, token=token)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -151,17 +155,20 @@ def create_app(
     ) -> dict[str, Any]:
         """Measure each uploaded image: landmarks, AoP, HSD (mm when the file states its pixel spacing),
         verdict and reason, and an overlay PNG (base64)."""
-        authorise(request)
         if len(files) > max_files:
             raise HTTPException(413, f"{len(files)} files; at most {max_files} per request")
-        uploads = []
+        uploads, total = [], 0
         for f in files:
             data = await f.read()
             name = safe_name(f.filename)
             try:
-                uploads.append((name, data, check_upload(data, max_pixels=max_pixels)))
+                kind, pixels = check_upload(data, max_pixels=max_pixels)
             except UploadRejected as exc:
                 raise HTTPException(exc.status, f"{name}: {exc.message}") from None
+            total += pixels
+            if total > 2 * max_pixels:  # bounds the memory of one request, whatever the number of files
+                raise HTTPException(413, f"the files declare {total:,} pixels in all; at most {2 * max_pixels:,}")
+            uploads.append((name, data, kind))
         async with gate:
             results = await asyncio.to_thread(_measure_all, request.app.state.predictor, uploads, overlay, tmp_root)
         return {"model": request.app.state.predictor.id, "version": __version__, "results": results}
@@ -184,7 +191,11 @@ def _measure_all(predictor: Predictor, uploads: list, overlay: bool, tmp_root) -
                 raise HTTPException(422, f"{name}: could not decode the {kind.upper()} file: {problem}") from None
             if image.frames > 1:
                 raise HTTPException(422, f"{name}: {image.frames} frames; upload one frame (clips: partus measure)")
-            images.append(image)
+            try:
+                gray = as_gray_uint8(image.pixels, name)
+            except InputError as exc:
+                raise HTTPException(422, f"{name}: {exc.problem}") from None
+            images.append(ImageData(pixels=gray, pixel_spacing=image.pixel_spacing, source=name, frames=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     preds = predictor.predict([im.pixels for im in images], pixel_spacing=[im.pixel_spacing for im in images])

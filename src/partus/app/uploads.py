@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 from dataclasses import dataclass
+
+from ..errors import InputError
+from ..io.images import declared_size
 
 __all__ = ["EXTENSIONS", "UploadRejected", "check_upload", "safe_name", "sniff"]
 
@@ -43,16 +45,29 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def _mha_field(header: bytes, key: str) -> bytes | None:
+    m = re.search(rb"^[ \t]*" + key.encode() + rb"[ \t]*=[ \t]*(.*?)[ \t]*$", header, re.MULTILINE)
+    return None if m is None else m.group(1)
+
+
 def _mha_shape(data: bytes) -> tuple[int, ...]:
-    header = data[:4096].split(b"ElementDataFile", 1)
-    if len(header) != 2:
+    """Declared voxels of a MetaImage header (all dimensions, times channels), read like ITK does: values
+    split on any whitespace, as many as NDims."""
+    end = re.search(rb"^[ \t]*ElementDataFile[ \t]*=", data[:8192], re.MULTILINE)
+    if end is None:
         raise UploadRejected(422, "MetaImage header without ElementDataFile (truncated or not .mha)")
-    if not re.search(rb"ElementDataFile\s*=\s*LOCAL", b"ElementDataFile" + header[1][:64]):
+    header = data[: data.find(b"\n", end.start()) + 1 or len(data)]
+    if _mha_field(header, "ElementDataFile") != b"LOCAL":
         raise UploadRejected(422, "only self-contained .mha files (ElementDataFile = LOCAL) can be uploaded")
-    m = re.search(rb"DimSize\s*=\s*([0-9 ]+)", header[0])
-    if not m:
-        raise UploadRejected(422, "MetaImage header without DimSize")
-    return tuple(int(v) for v in m.group(1).split())
+    try:
+        ndims = int(_mha_field(header, "NDims") or b"")
+        dims = tuple(int(v) for v in (_mha_field(header, "DimSize") or b"").split())
+        channels = int(_mha_field(header, "ElementNumberOfChannels") or b"1")
+    except ValueError:
+        raise UploadRejected(422, "MetaImage header with unreadable NDims, DimSize or channels") from None
+    if len(dims) != ndims or ndims < 2 or channels < 1:
+        raise UploadRejected(422, f"MetaImage header: DimSize {dims} does not match NDims {ndims} (2-D or 3-D)")
+    return (*dims[:1:-1], dims[1], dims[0] * channels)  # (z..., y, x * channels)
 
 
 def _dicom_shape(data: bytes) -> tuple[int, ...]:
@@ -62,28 +77,24 @@ def _dicom_shape(data: bytes) -> tuple[int, ...]:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         rows, cols = int(ds.Rows), int(ds.Columns)
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed headers
         raise UploadRejected(422, f"unreadable DICOM header: {type(exc).__name__}") from None
-    return (frames, rows, cols)
+    return (frames, rows, cols * samples)
 
 
 def _raster_shape(data: bytes, kind: str) -> tuple[int, ...]:
-    if kind == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", data[16:24])
-        return (h, w)
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = None  # the caller enforces its own limit on the declared size
     try:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only
-            w, h = im.size
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on malformed headers
-        raise UploadRejected(422, f"unreadable {kind.upper()} header: {type(exc).__name__}") from None
-    return (h, w)
+        size = declared_size(data)
+    except InputError as exc:
+        raise UploadRejected(413, exc.problem) from None
+    if size is None:
+        raise UploadRejected(422, f"unreadable {kind.upper()} header")
+    return size
 
 
-def check_upload(data: bytes, *, max_pixels: int) -> str:
-    """Validate one upload; returns its format.
+def check_upload(data: bytes, *, max_pixels: int) -> tuple[str, int]:
+    """Validate one upload; returns its format and the number of pixels (samples) its header declares.
 
     Raises
     ------
@@ -107,7 +118,7 @@ def check_upload(data: bytes, *, max_pixels: int) -> str:
     if pixels > max_pixels:
         size = "x".join(str(v) for v in shape)
         raise UploadRejected(413, f"image declares {size} = {pixels:,} pixels, more than the {max_pixels:,} allowed")
-    return kind
+    return kind, pixels
 
 
 def safe_name(name: str | None, limit: int = 120) -> str:

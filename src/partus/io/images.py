@@ -10,6 +10,7 @@ work on every platform.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -28,6 +29,28 @@ MEDICAL_EXTENSIONS = (".mha", ".mhd", ".nii", ".nii.gz")
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
+
+#: Largest image :func:`read_image` decodes; a header declaring more pixels is refused before decoding.
+MAX_PIXELS = 100_000_000
+
+
+def declared_size(data: bytes, source: str | os.PathLike = "image") -> tuple[int, int] | None:
+    """``(height, width)`` that a PNG/JPEG/BMP/TIFF header declares, read without decoding pixels (Pillow);
+    None if Pillow cannot read the header (the decoder then gets to say what is wrong)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:  # Pillow's own guard: far above MAX_PIXELS
+        raise InputError(source, f"image too large to decode ({exc})") from None
+    except Exception:  # noqa: BLE001 - Pillow raises many types on headers it cannot read
+        return None
+    return int(h), int(w)
 
 
 def read_image(path: str | os.PathLike, *, as_gray: bool = True) -> np.ndarray:
@@ -50,7 +73,8 @@ def read_image(path: str | os.PathLike, *, as_gray: bool = True) -> np.ndarray:
     ------
     InputError
         If the file is missing, empty, not a decodable image (truncated, or another kind of file), has
-        zero size, or has a pixel type other than 8- or 16-bit unsigned.
+        zero size, declares more than :data:`MAX_PIXELS` pixels (checked before decoding), or has a pixel
+        type other than 8- or 16-bit unsigned.
 
     Examples
     --------
@@ -61,7 +85,13 @@ def read_image(path: str | os.PathLike, *, as_gray: bool = True) -> np.ndarray:
     (2, 3)
     """
     data = read_bytes(path)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    size = declared_size(data, path)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise InputError(path, f"image declares {size[1]}x{size[0]} pixels, more than the {MAX_PIXELS:,} allowed")
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise InputError(path, f"could not be decoded: {str(exc).strip().splitlines()[-1]}") from None
     if pixels is None:
         raise InputError(path, "not a decodable image (truncated or not an image file)")
     if pixels.size == 0:

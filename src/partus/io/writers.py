@@ -246,3 +246,19 @@ def write_mask(
     if not ok:
         raise InputError(path, "OpenCV could not encode the mask as PNG")
     return atomic_write(path, buf.tobytes())
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Encode an 8-bit gray or BGR image as PNG and write it atomically (parent folders are created)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.asarray(image))
+    if not ok:
+        raise InputError(path, "could not encode the image as PNG")
+    return atomic_write(path, buf.tobytes())
+
+
+def file_stem(path: str | os.PathLike) -> str:
+    """File name without its extension (``.nii.gz`` counts as one)."""
+    name = Path(path).name
+    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(name).stem
