@@ -27,11 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "partus" / "samples" / "psfhs" / "images"
 
 
-def _child(code: str, *args: str) -> dict:
-    """Run ``code`` in a fresh interpreter; it prints one JSON line. Adds the child's peak RSS (MiB)."""
+def _child(code: str, *args: str):
+    """Run ``code`` in a fresh interpreter and return the JSON it prints on its last line."""
     res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    return out
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 LOAD = """
@@ -66,31 +65,33 @@ print(json.dumps(out))
 """
 
 TORCH = """
-import json, sys, time
+import json, os, time
 import numpy as np, torch
 from partus.export import read_metadata
 from partus.models import create_model
 from partus.predict import Predictor
-meta = read_metadata({model!r})
-torch.set_num_threads(max(1, __import__("os").cpu_count()))
-net = create_model(meta["model"], **meta["model_kwargs"]).eval()
-s = meta["input_size"]
-x = np.random.default_rng(0).random((1, 1, s, s), dtype=np.float32)
-sess = Predictor({model!r}).models[0].session
+torch.set_num_threads(max(1, os.cpu_count()))
 def bench(f):
     for _ in range(5): f()
     ts = []
     for _ in range({repeat}):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return 1e3 * float(np.median(ts))
-with torch.inference_mode():
-    eager = bench(lambda: net(torch.from_numpy(x)))
-ort = bench(lambda: sess.run(None, {{"image": x}}))
-print(json.dumps({{"input": s, "torch_eager_ms": eager, "onnxruntime_ms": ort}}))
+out = []
+for path, member in zip({model!r}, Predictor({model!r}).models):
+    meta = read_metadata(path)
+    net = create_model(meta["model"], **meta["model_kwargs"]).eval()
+    s = meta["input_size"]
+    x = np.random.default_rng(0).random((1, 1, s, s), dtype=np.float32)
+    with torch.inference_mode():
+        eager = bench(lambda: net(torch.from_numpy(x)))
+    ort = bench(lambda: member.session.run(None, {{"image": x}}))
+    out.append({{"model": meta["model"], "input": s, "torch_eager_ms": eager, "onnxruntime_ms": ort}})
+print(json.dumps(out))
 """
 
 
-def folder_throughput(model: str, n: int) -> dict:
+def folder_throughput(model: list[str], n: int) -> dict:
     import cv2
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +103,8 @@ def folder_throughput(model: str, n: int) -> dict:
             img = sources[i % len(sources)].astype(np.int16) + rng.integers(-3, 4, sources[0].shape)
             cv2.imwrite(str(folder / f"{i:05d}.png"), np.clip(img, 0, 255).astype(np.uint8))
         cmd = [str(Path(sys.executable).parent / "partus"), "predict", str(folder), "--out", f"{tmp}/p.csv", "-q"]
-        if model:
-            cmd += ["--model", model]
+        for m in model:
+            cmd += ["--model", m]
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t = time.perf_counter()
         subprocess.run(cmd, check=True)
@@ -115,13 +116,13 @@ def folder_throughput(model: str, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="", help="ONNX model (default: the bundled one)")
+    ap.add_argument("--model", nargs="*", default=[], help="ONNX model(s) (default: the bundled ensemble)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--folder-images", type=int, default=300)
     args = ap.parse_args()
-    from partus.predict import DEFAULT_MODEL
+    from partus.predict import DEFAULT_MODELS
 
-    model = args.model or str(DEFAULT_MODEL)
+    model = args.model or [str(p) for p in DEFAULT_MODELS]
     print(f"partus inference speed on {os.cpu_count()} CPU core(s); model {model}")
     load = min((_child(LOAD.format(model=model)) for _ in range(3)), key=lambda d: d["import_s"] + d["session_s"])
     total = load["import_s"] + load["session_s"]
@@ -135,14 +136,14 @@ def main() -> None:
         print(f"measure() end-to-end at {size}x{size}: median {d['median_ms']:.1f} ms, "
               f"p95 {d['p95_ms']:.1f} ms{target}")  # fmt: skip
     print(f"  peak RSS of that process: {ms['rss_mib']:.0f} MiB")
-    fold = folder_throughput(args.model, args.folder_images)
+    fold = folder_throughput(model, args.folder_images)
     print(f"partus predict on a folder of {fold['images']} PNGs: {fold['images_per_s']:.1f} images/s "
           f"({fold['wall_s']:.1f} s incl. start-up; target >= 40); peak RSS {fold['rss_mib']:.0f} MiB")  # fmt: skip
     try:
-        tv = _child(TORCH.format(model=model, repeat=args.repeat))
-        ratio = tv["torch_eager_ms"] / tv["onnxruntime_ms"]
-        print(f"network alone, batch 1 at {tv['input']} px: ONNX Runtime {tv['onnxruntime_ms']:.2f} ms vs "
-              f"torch eager {tv['torch_eager_ms']:.2f} ms ({ratio:.1f}x)")  # fmt: skip
+        for tv in _child(TORCH.format(model=model, repeat=args.repeat)):
+            ratio = tv["torch_eager_ms"] / tv["onnxruntime_ms"]
+            print(f"{tv['model']} alone, batch 1 at {tv['input']} px: ONNX Runtime {tv['onnxruntime_ms']:.2f} ms vs "
+                  f"torch eager {tv['torch_eager_ms']:.2f} ms ({ratio:.1f}x)")  # fmt: skip
     except subprocess.CalledProcessError as exc:  # torch is a training extra; inference does not need it
         print(f"torch comparison skipped (torch not importable: {exc.stderr.strip().splitlines()[-1]})")
 

@@ -110,7 +110,8 @@ def test_submission_runs_on_its_own(tmp_path):
     out = tmp_path / "sub"
     res = _run("submission", "--out", out)
     assert res.exit_code == EXIT_OK, res.output
-    assert (out / "model.py").is_file() and (out / "model.onnx").is_file()
+    assert (out / "model.py").is_file()
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["model0.onnx", "model1.onnx", "model2.onnx"]
     assert not (out / "partus" / "train").exists()  # inference code only
     code = f"""
 import sys; sys.path.insert(0, {str(out)!r})

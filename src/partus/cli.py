@@ -167,13 +167,13 @@ def _print_measurements(records, as_json: bool) -> None:
         out.print_json(json.dumps(data, allow_nan=False))
         return
     table = Table(title=f"{len(records)} measurement(s)", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("file", "PS1", "PS2", "FH1", "AoP (°)", "HSD", "status"):
-        right = col in ("AoP (°)", "HSD")
+    for col in ("file", "PS1 x, y", "PS2 x, y", "FH1 x, y", "AoP °", "HSD", "status"):
+        right = col in ("AoP °", "HSD")
         table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
     for p, m in records:
-        pts = ["-"] * 3 if m.landmarks is None else [f"({x:g}, {y:g})" for x, y in m.landmarks.to_array()]
+        pts = ["-"] * 3 if m.landmarks is None else [f"{x:.1f}, {y:.1f}" for x, y in m.landmarks.to_array()]
         status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {escape(m.reason)}"
-        table.add_row(escape(p.name), *pts, _fmt(m.aop), f"{_fmt(m.hsd)} {m.hsd_unit}", status)
+        table.add_row(escape(p.name), *pts, _fmt(m.aop, 1), f"{_fmt(m.hsd, 1)} {m.hsd_unit}", status)
     out.print(table)
 
 
@@ -341,7 +341,10 @@ ModelOpt = Annotated[
     list[Path] | None,
     typer.Option("--model", help="Exported .onnx model(s); several make an ensemble. Default: bundled."),
 ]
-TtaOpt = Annotated[bool, typer.Option("--tta", help="Average with the mirrored image (flip test-time augmentation).")]
+TtaOpt = Annotated[
+    bool,
+    typer.Option("--tta", help="Average with the mirrored image (flip TTA). Hurts the bundled models: see the card."),
+]
 OrientationOpt = Annotated[Orientation, typer.Option(help="standard = official rule; mirrored for mirrored scans.")]
 HsdOpt = Annotated[HSDMethod, typer.Option("--hsd", help="HSD definition.")]
 SpacingOpt = Annotated[

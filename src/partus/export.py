@@ -113,6 +113,9 @@ def open_model(path: str | Path, *, threads: int = 0) -> tuple[Any, dict[str, An
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.log_severity_level = 3
+    # Idle worker threads must not spin: with several sessions (an ensemble) each pool's spinning threads
+    # steal the cores from the session that runs next (measured: 25.8 -> 14.7 ms for the 3-model ensemble).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for unreadable files

@@ -28,17 +28,19 @@ from .conventions import FH, PS, HSDMethod, Orientation, Status, parse_enum
 from .decode import decode_heatmaps, to_image_coords, upsample_labels
 from .errors import InputError
 from .export import open_model
-from .geometry import largest_contour, measure_landmarks, measure_mask
+from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
 from .io import ImageData, normalize_to_uint8, read_any
 from .io._pixels import to_gray
 from .measurement import Measurement
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement, check_structures
 
-__all__ = ["DEFAULT_MODEL", "Prediction", "Predictor", "as_gray_uint8", "load_model", "measure"]
+__all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "as_gray_uint8", "load_model", "measure"]
 
-#: The model shipped inside the package (see ``weights/MODEL_CARD.md``).
-DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.onnx"
+#: The ensemble shipped inside the package (see ``weights/MODEL_CARD.md``): segmentation U-Net (masks,
+#: HSD, structure checks), heatmap U-Net and DSNT U-Net, their landmarks averaged.
+WEIGHTS = Path(__file__).parent / "weights"
+DEFAULT_MODELS = (WEIGHTS / "seg_unet.onnx", WEIGHTS / "heatmap_unet.onnx", WEIGHTS / "dsnt.onnx")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ class _Model:
         return to_image_coords(xy, grid, size), np.asarray(conf, float)
 
 
+def _named(conf: np.ndarray) -> dict[str, float]:
+    return dict(zip(("PS1", "PS2", "FH1"), (round(float(c), 4) for c in conf), strict=True))
+
+
 def _check_batch_size(batch_size: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError("batch_size", f"must be a positive integer, got {batch_size!r}")
@@ -129,7 +135,8 @@ class Predictor:
     Parameters
     ----------
     models : path or sequence of paths, optional
-        Exported partus models (``.onnx``); several make an ensemble. Default: the bundled model.
+        Exported partus models (``.onnx``); several make an ensemble. Default: the bundled ensemble
+        (:data:`DEFAULT_MODELS`).
     tta_flip : bool
         Also run each model on the mirrored image and average (exact for segmentation; for landmark
         heatmaps PS1/PS2 are swapped back and FH1 comes from the unflipped pass).
@@ -148,9 +155,10 @@ class Predictor:
         limits: QualityLimits = DEFAULT_LIMITS,
     ):
         if models is None:
-            if not DEFAULT_MODEL.is_file():
-                raise InputError(DEFAULT_MODEL, "the bundled model is missing; reinstall partus or pass a model")
-            models = [DEFAULT_MODEL]
+            missing = [p for p in DEFAULT_MODELS if not p.is_file()]
+            if missing:
+                raise InputError(missing[0], "the bundled model is missing; reinstall partus or pass a model")
+            models = list(DEFAULT_MODELS)
         elif isinstance(models, str | os.PathLike):
             models = [models]
         if not models:
@@ -221,7 +229,7 @@ class Predictor:
             conf_ps, conf_fh = (
                 float(probs[c][grid_lab == c].mean()) if (grid_lab == c).any() else 0.0 for c in (PS, FH)
             )
-            confs.append(np.array([conf_ps, conf_ps, conf_fh]))
+            confs.append(("segmentation", np.array([conf_ps, conf_ps, conf_fh])))
             if (lab == FH).any():
                 contour = largest_contour(lab == FH)
             if seg_result.landmarks is not None and seg_result.ok:
@@ -230,21 +238,33 @@ class Predictor:
             if m.kind != "segmentation":
                 p, c = m.landmarks(o, size)
                 points.append(p)
-                confs.append(c)
-        conf = np.min(confs, axis=0)
+                confs.append((m.kind, c))
+        spread = None
         if seg_result is not None and (not seg_result.ok or len(self.models) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
         else:
             result = measure_landmarks(np.mean(points, axis=0), fh_contour=contour, pixel_spacing=spacing, **opts)
+            if len(points) > 1:
+                aops = [angle_of_progression(*p) for p in points]
+                spread = float(max(aops) - min(aops))
         reason = None if lab is None or not result.ok else check_structures(gray, lab, self.limits)
         if reason is not None:
             result = replace(result, status=Status.NOT_MEASURABLE, reason=reason)
-        result = check_measurement(result, size, conf, self.limits)
-        conf_map = dict(zip(("PS1", "PS2", "FH1"), (round(float(c), 4) for c in conf), strict=True))
-        return Prediction(self._tag(result, conf_map), lab, gray)
+        result = check_measurement(result, size, confs, self.limits, aop_spread=spread)
+        extras: dict[str, Any] = {"confidence": _named(confs[0][1])}
+        if len(self.models) > 1:
+            extras["member_confidence"] = {m.id: _named(c) for m, (_, c) in zip(self._ordered(), confs, strict=True)}
+            extras["aop_spread_deg"] = None if spread is None else round(spread, 3)
+        return Prediction(self._tag(result, extras), lab, gray)
 
-    def _tag(self, m: Measurement, confidence: dict | None) -> Measurement:
-        return replace(m, extras={**m.extras, "confidence": confidence, "model": self.id})
+    def _ordered(self) -> list[_Model]:
+        """Members in the order their confidences are collected: segmentation first."""
+        return [m for m in self.models if m.kind == "segmentation"][:1] + [
+            m for m in self.models if m.kind != "segmentation"
+        ]
+
+    def _tag(self, m: Measurement, extras: dict | None) -> Measurement:
+        return replace(m, extras={**m.extras, "confidence": None, **(extras or {}), "model": self.id})
 
     def measure(self, image: Any, *, pixel_spacing: tuple[float, float] | None = None, **kw: Any) -> Measurement:
         """Measure one image: an array, an :class:`~partus.io.ImageData`, or a file path (any format

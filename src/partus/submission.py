@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError
-from .predict import DEFAULT_MODEL, Predictor
+from .predict import DEFAULT_MODELS, Predictor
 
 __all__ = ["write_submission"]
 
@@ -98,7 +98,7 @@ def write_submission(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(out, "exists and is not an empty folder; choose a new one")
-    sources = [Path(p) for p in (models or [DEFAULT_MODEL])]
+    sources = [Path(p) for p in (models or DEFAULT_MODELS)]
     predictor = Predictor(sources, tta_flip=tta_flip)  # fails early on a bad model
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build next to the destination, then rename: a failure never leaves a half-written submission.
