@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .io import atomic_path, iter_video_frames, read_any, video_info, write_mask, write_png, write_predictions_csv
+from .io import (
+    as_gray_uint8,
+    atomic_path,
+    iter_video_frames,
+    read_any,
+    video_info,
+    write_mask,
+    write_png,
+    write_predictions_csv,
+)
 from .io import file_stem as stem
 from .io.datasets import VIDEO_EXTENSIONS
 from .io.images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, MEDICAL_EXTENSIONS
-from .predict import Prediction, Predictor, as_gray_uint8
+from .predict import Prediction, Predictor
 from .viz import draw_overlay
 
 __all__ = [

@@ -24,18 +24,17 @@ from typing import Any
 import numpy as np
 
 from .cleanup import clean_label_map
-from .conventions import FH, PS, HSDMethod, Orientation, Status, parse_enum
+from .conventions import FH, PS, HSDMethod, Orientation, parse_enum
 from .decode import decode_heatmaps, to_image_coords, upsample_labels
 from .errors import InputError
 from .export import open_model
 from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
-from .io import ImageData, normalize_to_uint8, read_any
-from .io._pixels import to_gray
+from .io import ImageData, as_gray_uint8, read_any
 from .measurement import Measurement
 from .preprocess import resize_image, to_input
-from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement, check_structures
+from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
 
-__all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "as_gray_uint8", "load_model", "measure"]
+__all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure"]
 
 #: The ensemble shipped inside the package (see ``weights/MODEL_CARD.md``): segmentation U-Net (masks,
 #: HSD, structure checks), heatmap U-Net and DSNT U-Net, their landmarks averaged.
@@ -94,8 +93,7 @@ class _Model:
         """Points ``(3, 2)`` in image pixels and confidences ``(3,)`` from one image's maps ``(3, h, w)``."""
         grid = maps.shape[-2:]
         if self.kind == "dsnt":  # expected coordinates; confidence = probability mass within 2 px of the peak
-            ys, xs = np.arange(grid[0]), np.arange(grid[1])
-            xy = np.stack([(maps.sum(axis=1) * xs).sum(-1), (maps.sum(axis=2) * ys).sum(-1)], axis=-1)
+            xy, _ = decode_heatmaps(maps, method="soft_argmax", window=0)
             conf = np.empty(3)
             for k, m in enumerate(maps):
                 y, x = np.unravel_index(int(np.argmax(m)), m.shape)
@@ -112,21 +110,6 @@ def _named(conf: np.ndarray) -> dict[str, float]:
 def _check_batch_size(batch_size: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError("batch_size", f"must be a positive integer, got {batch_size!r}")
-
-
-def as_gray_uint8(image: Any, source: str = "image") -> np.ndarray:
-    """An image array as 8-bit gray: ``(H, W)`` of any real dtype (min-max stretched unless uint8), or
-    ``(H, W, 3|4)`` RGB(A) (BT.601 luminance). Raises :class:`InputError` for anything else."""
-    arr = np.asarray(image)
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise InputError(source, f"pixels must be real numbers, got dtype {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        arr = to_gray(arr, order="rgb")
-    if arr.ndim != 2:
-        raise InputError(source, f"expected a 2-D gray image or (H, W, 3|4) colour pixels, got shape {arr.shape}")
-    if arr.size == 0:
-        raise InputError(source, f"image has zero size (shape {arr.shape})")
-    return normalize_to_uint8(arr)
 
 
 class Predictor:
@@ -186,7 +169,7 @@ class Predictor:
         hsd_method: HSDMethod | str = HSDMethod.NEAREST,
         batch_size: int = 16,
     ) -> list[Prediction]:
-        """Predict a list of images (arrays; see :func:`as_gray_uint8`), in batches.
+        """Predict a list of images (arrays; see :func:`partus.io.as_gray_uint8`), in batches.
 
         ``pixel_spacing`` gives each image's ``(sx, sy)`` in mm per pixel (or ``None``); HSD is then in mm.
         Bad *pixels* raise :class:`InputError`; images that cannot be measured come back
@@ -229,7 +212,8 @@ class Predictor:
             conf_ps, conf_fh = (
                 float(probs[c][grid_lab == c].mean()) if (grid_lab == c).any() else 0.0 for c in (PS, FH)
             )
-            confs.append(("segmentation", np.array([conf_ps, conf_ps, conf_fh])))
+            seg_ids = "+".join(m.id for m in self.models if m.kind == "segmentation")
+            confs.append((seg_ids, "segmentation", np.array([conf_ps, conf_ps, conf_fh])))
             if (lab == FH).any():
                 contour = largest_contour(lab == FH)
             if seg_result.landmarks is not None and seg_result.ok:
@@ -238,7 +222,7 @@ class Predictor:
             if m.kind != "segmentation":
                 p, c = m.landmarks(o, size)
                 points.append(p)
-                confs.append((m.kind, c))
+                confs.append((m.id, m.kind, c))
         spread = None
         if seg_result is not None and (not seg_result.ok or len(self.models) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
@@ -247,21 +231,15 @@ class Predictor:
             if len(points) > 1:
                 aops = [angle_of_progression(*p) for p in points]
                 spread = float(max(aops) - min(aops))
-        reason = None if lab is None or not result.ok else check_structures(gray, lab, self.limits)
-        if reason is not None:
-            result = replace(result, status=Status.NOT_MEASURABLE, reason=reason)
-        result = check_measurement(result, size, confs, self.limits, aop_spread=spread)
-        extras: dict[str, Any] = {"confidence": _named(confs[0][1])}
+        result = check_measurement(
+            result, size, [(kind, c) for _, kind, c in confs], self.limits,
+            aop_spread=spread, gray=gray, label_map=lab,
+        )  # fmt: skip
+        extras: dict[str, Any] = {"confidence": _named(confs[0][2])}
         if len(self.models) > 1:
-            extras["member_confidence"] = {m.id: _named(c) for m, (_, c) in zip(self._ordered(), confs, strict=True)}
+            extras["member_confidence"] = {label: _named(c) for label, _, c in confs}
             extras["aop_spread_deg"] = None if spread is None else round(spread, 3)
         return Prediction(self._tag(result, extras), lab, gray)
-
-    def _ordered(self) -> list[_Model]:
-        """Members in the order their confidences are collected: segmentation first."""
-        return [m for m in self.models if m.kind == "segmentation"][:1] + [
-            m for m in self.models if m.kind != "segmentation"
-        ]
 
     def _tag(self, m: Measurement, extras: dict | None) -> Measurement:
         return replace(m, extras={**m.extras, "confidence": None, **(extras or {}), "model": self.id})
@@ -298,13 +276,13 @@ class Predictor:
             buf.append(item)
             if len(buf) == batch_size:
                 yield from self._frame_batch(buf, pixel_spacing, kw)
+                buf = []
         if buf:
             yield from self._frame_batch(buf, pixel_spacing, kw)
 
     def _frame_batch(self, buf: list, spacing: Any, kw: dict) -> Iterator[tuple[int, Prediction]]:
         preds = self.predict([f for _, f in buf], pixel_spacing=[spacing] * len(buf), **kw)
-        yield from zip([i for i, _ in buf], preds, strict=True)
-        buf.clear()
+        return zip([i for i, _ in buf], preds, strict=True)
 
 
 _DEFAULT: Predictor | None = None

@@ -16,7 +16,7 @@ import numpy as np
 from .conventions import FH, PS, Status
 from .measurement import Measurement
 
-__all__ = ["DEFAULT_LIMITS", "QualityLimits", "check_image", "check_measurement", "check_structures"]
+__all__ = ["DEFAULT_LIMITS", "QualityLimits", "check_image", "check_measurement"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def check_image(gray: np.ndarray, limits: QualityLimits = DEFAULT_LIMITS) -> str
     return None
 
 
-def check_structures(gray: np.ndarray, label_map: np.ndarray, limits: QualityLimits = DEFAULT_LIMITS) -> str | None:
+def _structure_reason(gray: np.ndarray, label_map: np.ndarray, limits: QualityLimits) -> str | None:
     """The reason a predicted PS/FH label map is not credible on its image, or ``None``."""
     for name, value in (("pubic symphysis", PS), ("fetal head", FH)):
         region = gray[label_map == value]
@@ -97,16 +97,24 @@ def check_measurement(
     limits: QualityLimits = DEFAULT_LIMITS,
     *,
     aop_spread: float | None = None,
+    gray: np.ndarray | None = None,
+    label_map: np.ndarray | None = None,
 ) -> Measurement:
     """``m`` unchanged if plausible, else the same numbers with ``status="not measurable"`` and the reason.
 
     ``confidences`` holds ``(kind, (3,) confidences)`` per model (``kind`` "segmentation", "heatmap" or
-    "dsnt"); ``aop_spread`` is the ensemble members' AoP disagreement. Checks, in order: each model's
-    confidence in each landmark, the members' agreement, the symphysis length relative to the image, and
-    the AoP range. Numbers are kept so a reviewer can see what was rejected.
+    "dsnt"); ``aop_spread`` is the ensemble members' AoP disagreement; ``gray`` and ``label_map`` are the
+    8-bit image and the predicted PS/FH labels, when a segmentation model made them. Checks, in order:
+    predicted structures over echo-free regions, each model's confidence in each landmark, the members'
+    agreement, the symphysis length relative to the image, and the AoP range. Numbers are kept so a
+    reviewer can see what was rejected.
     """
     if not m.ok or m.landmarks is None:
         return m
+    if gray is not None and label_map is not None:
+        reason = _structure_reason(gray, label_map, limits)
+        if reason is not None:
+            return _reject(m, reason)
     for kind, conf in confidences:
         floor = limits.min_confidence if kind == "segmentation" else limits.min_peak
         values = np.asarray(conf, dtype=float).reshape(-1)

@@ -28,8 +28,8 @@ from starlette.formparsers import MultiPartParser
 
 from .. import __version__
 from ..errors import InputError
-from ..io import ImageData, read_any
-from ..predict import Predictor, as_gray_uint8, load_model
+from ..io import ImageData, as_gray_uint8, read_any
+from ..predict import Predictor, load_model
 from ..viz import draw_overlay
 from .uploads import EXTENSIONS, UploadRejected, check_upload, safe_name
 

@@ -26,17 +26,11 @@ class Record:
     group: str | None = None
 
 
-def _gray8(pixels: np.ndarray) -> np.ndarray:
-    from ..io import normalize_to_uint8
-
-    return pixels if pixels.dtype == np.uint8 else normalize_to_uint8(pixels)
-
-
 def load_psfhs(root: str | Path, *, limit: int | None = None) -> list[Record]:
     """PSFHS / FH-PS-AoP 2023 folder; landmarks from ``landmarks.csv`` when present, else from the masks
     by the official rule; groups from ``manifest.csv`` (``near_dup_cluster``) when present."""
     from ..geometry import landmarks_from_mask
-    from ..io import read_any, read_label_map, read_landmarks_csv, read_psfhs
+    from ..io import as_gray_uint8, read_any, read_label_map, read_landmarks_csv, read_psfhs
 
     root = Path(root)
     samples = read_psfhs(root)[:limit]
@@ -52,14 +46,14 @@ def load_psfhs(root: str | Path, *, limit: int | None = None) -> list[Record]:
             if mask is None:
                 raise ValueError(f"{s.image_path}: no landmarks in landmarks.csv and no mask to derive them")
             pts = landmarks_from_mask(mask).to_array()
-        out.append(Record(s.id, _gray8(img), np.asarray(pts, float), mask, s.group))
+        out.append(Record(s.id, as_gray_uint8(img, str(s.image_path)), np.asarray(pts, float), mask, s.group))
     return out
 
 
 def load_iugc2025(images: str | Path, csv: str | Path, *, limit: int | None = None) -> list[Record]:
     """IUGC 2025 images with their ``Filename,PS1,PS2,FH1`` CSV (no masks; each image its own group)."""
     from ..errors import InputError
-    from ..io import read_any, read_landmarks_csv
+    from ..io import as_gray_uint8, read_any, read_landmarks_csv
 
     table = read_landmarks_csv(csv)
     out = []
@@ -67,7 +61,7 @@ def load_iugc2025(images: str | Path, csv: str | Path, *, limit: int | None = No
         path = Path(images) / name
         if not path.is_file():
             raise InputError(csv, f"row {name!r}: image {path} not found")
-        out.append(Record(Path(name).stem, _gray8(read_any(path).pixels), np.asarray(pts, float)))
+        out.append(Record(Path(name).stem, as_gray_uint8(read_any(path).pixels, str(path)), np.asarray(pts, float)))
     return out
 
 

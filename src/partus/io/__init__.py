@@ -15,7 +15,7 @@ from .datasets import (
     read_iugc2024_landmarks,
     read_psfhs,
 )
-from .images import normalize_to_uint8, read_any, read_image
+from .images import as_gray_uint8, normalize_to_uint8, read_any, read_image
 from .labels import LabelScheme, read_label_map, to_internal_labels
 from .medical import dicom_spacing, read_dicom, read_medical, write_mask_mha
 from .tables import PredictionRow, read_aop_csv, read_landmarks_csv, read_manifest, read_predictions_csv
@@ -29,6 +29,7 @@ __all__ = [
     "Sample",
     "VideoInfo",
     "atomic_path",
+    "as_gray_uint8",
     "atomic_write",
     "dicom_spacing",
     "file_stem",

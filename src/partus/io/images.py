@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -215,3 +216,19 @@ def read_any(path: str | os.PathLike) -> ImageData:
     if kind == "dicom":
         return read_dicom(path)
     return image_data(read_image(path, as_gray=True), None, path)
+
+
+def as_gray_uint8(image: Any, source: str = "image") -> np.ndarray:
+    """An image array as 8-bit gray: ``(H, W)`` of any real dtype (min-max stretched unless uint8), or
+    ``(H, W, 3|4)`` RGB(A) (BT.601 luminance). Raises :class:`InputError` for anything else, NaN or
+    infinite values included."""
+    arr = np.asarray(image)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(source, f"pixels must be real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = to_gray(arr, order="rgb")
+    if arr.ndim != 2:
+        raise InputError(source, f"expected a 2-D gray image or (H, W, 3|4) colour pixels, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(source, f"image has zero size (shape {arr.shape})")
+    return normalize_to_uint8(arr)
