@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +15,8 @@ import numpy as np
 
 from .errors import InputError
 from .io import (
+    ImageData,
     as_gray_uint8,
-    atomic_path,
     iter_video_frames,
     read_any,
     video_info,
@@ -33,6 +33,7 @@ from .viz import draw_overlay
 __all__ = [
     "IMAGE_SUFFIXES",
     "ClipResult",
+    "MultiFrameError",
     "is_video",
     "iter_file_predictions",
     "measure_clip",
@@ -75,8 +76,9 @@ def iter_file_predictions(
     **kw,
 ) -> Iterator[tuple[Path, Prediction | InputError]]:
     """Read and predict single-image files in batches; a file that cannot be read yields its
-    :class:`InputError` instead of a prediction (the others go on). A multi-frame file is measured on its
-    first frame only if it has one frame; otherwise it yields an error pointing to ``partus measure``."""
+    :class:`InputError` instead of a prediction (the others go on). A multi-frame file yields a
+    :class:`MultiFrameError` holding its pixels, so a caller can measure it as a clip without reading it
+    again (:func:`measure_clip`)."""
     batch: list[tuple[Path, np.ndarray, tuple[float, float] | None]] = []
 
     def flush() -> Iterator[tuple[Path, Prediction]]:
@@ -88,7 +90,7 @@ def iter_file_predictions(
         try:
             data = read_any(path)
             if data.frames > 1:
-                raise InputError(path, f"has {data.frames} frames; measure clips with 'partus measure'")
+                raise MultiFrameError(path, data)
             gray = as_gray_uint8(data.pixels, str(path))  # bad pixels (NaN...) fail this file, not the batch
             batch.append((path, gray, pixel_spacing or data.pixel_spacing))
         except InputError as exc:
@@ -101,6 +103,14 @@ def iter_file_predictions(
             yield from flush()
     if batch:
         yield from flush()
+
+
+class MultiFrameError(InputError):
+    """A clip (multi-frame file) where one image was expected; ``data`` holds what was read."""
+
+    def __init__(self, path: str | os.PathLike, data: ImageData):
+        super().__init__(path, f"has {data.frames} frames; measure clips with 'partus measure'")
+        self.data = data
 
 
 @dataclass(frozen=True)
@@ -122,21 +132,21 @@ def measure_clip(
     out_dir: str | os.PathLike,
     *,
     name: str | None = None,
+    data: ImageData | None = None,
     step: int = 1,
     pixel_spacing: tuple[float, float] | None = None,
-    progress: Callable[[int], None] | None = None,
     **kw,
 ) -> ClipResult:
     """Measure every ``step``-th frame of a video or multi-frame DICOM; write ``<name>_frames.csv``
     (IUGC 2025 columns, one row per frame named ``<name>_f<frame>``) and ``<name>_aop.png``; ``name``
-    defaults to the file's stem."""
+    defaults to the file's stem. ``data`` is the file's content when it was already read."""
     path, out_dir = Path(path), Path(out_dir)
     name = name or stem(path)
     if is_video(path):
         info = video_info(path)
         fps, frames = info.fps, iter_video_frames(path, step=step)
     else:
-        data = read_any(path)
+        data = data or read_any(path)
         pixels = data.pixels if data.frames > 1 else data.pixels[None]
         fps, frames = math.nan, ((i, pixels[i]) for i in range(0, len(pixels), step))
         pixel_spacing = pixel_spacing or data.pixel_spacing
@@ -146,8 +156,6 @@ def measure_clip(
         rows.append((f"{name}_f{i:05d}", m))
         index.append(i)
         aop.append(m.aop if m.ok else math.nan)
-        if progress is not None:
-            progress(i)
     if not rows:
         raise InputError(path, "no frames to measure")
     csv_path = write_predictions_csv(out_dir / f"{name}_frames.csv", rows)
@@ -165,12 +173,12 @@ def measure_clip(
 
 
 def _plot_aop(path: Path, index: np.ndarray, aop: np.ndarray, fps: float, title: str) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from .report import save_figure
 
     t = index / fps if math.isfinite(fps) else index
     fig = Figure(figsize=(8, 3.2))
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot(t, aop, "-o", ms=2.5, lw=1, color="tab:green", label="AoP")
     bad = ~np.isfinite(aop)
@@ -182,10 +190,7 @@ def _plot_aop(path: Path, index: np.ndarray, aop: np.ndarray, fps: float, title:
     ax.set_ylabel("AoP (°)")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_mask_file(folder: Path, name: str, pred: Prediction) -> Path | None:

@@ -78,12 +78,14 @@ def _find_image(images: Path | None, mask: Path) -> Path | None:
     return hits[0] if hits else None
 
 
-def _progress(items: list, description: str, quiet: bool):
-    if quiet or len(items) < 20:
+def _progress(items, description: str, quiet: bool, total: int | None = None):
+    """``items`` with a progress bar on stderr when there are 20 or more (``total`` for iterators)."""
+    total = len(items) if total is None else total
+    if quiet or total < 20:
         return items
     from rich.progress import track
 
-    return track(items, description=description, console=err, transient=True)
+    return track(items, description=description, total=total, console=err, transient=True)
 
 
 @app.command()
@@ -378,9 +380,16 @@ def measure(
 ) -> None:
     """Measure AoP and HSD on raw ultrasound: landmarks, verdict and an overlay PNG per image; for a
     video or multi-frame DICOM a per-frame CSV and a plot of AoP over time."""
-    from .batch import IMAGE_SUFFIXES, is_video, iter_file_predictions, measure_clip, unique_stems, write_overlay
+    from .batch import (
+        IMAGE_SUFFIXES,
+        MultiFrameError,
+        is_video,
+        iter_file_predictions,
+        measure_clip,
+        unique_stems,
+        write_overlay,
+    )
     from .errors import InputError
-    from .io import read_any
     from .io.datasets import VIDEO_EXTENSIONS
 
     files = _expand(inputs, IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
@@ -388,30 +397,27 @@ def measure(
     predictor = _predictor(models, tta)
     opts = {"orientation": orientation, "hsd_method": hsd, "pixel_spacing": spacing}
     records, clips, failures = [], [], 0
-    singles = []
-    for f in files:
-        try:
-            clip = is_video(f) or read_any(f).frames > 1
-        except InputError as exc:
-            failures += 1
-            err.print(f"[red]skipped[/red] {escape(str(exc))}")
-            continue
-        if not clip:
-            singles.append(f)
-            continue
+
+    def clip(f: Path, data=None) -> None:
+        nonlocal failures
         try:
             with err.status(f"measuring frames of {escape(f.name)}"):
-                clips.append(measure_clip(predictor, f, out_dir, name=stems[f], step=step, **opts))
+                clips.append(measure_clip(predictor, f, out_dir, name=stems[f], data=data, step=step, **opts))
         except InputError as exc:
             failures += 1
             err.print(f"[red]skipped[/red] {escape(str(exc))}")
-    for path, pred in iter_file_predictions(predictor, singles, **opts):
-        if isinstance(pred, InputError):
+
+    for f in filter(is_video, files):
+        clip(f)
+    for path, pred in iter_file_predictions(predictor, [f for f in files if not is_video(f)], **opts):
+        if isinstance(pred, MultiFrameError):  # a multi-frame DICOM or volume: a clip, already read
+            clip(path, pred.data)
+        elif isinstance(pred, InputError):
             failures += 1
             err.print(f"[red]skipped[/red] {escape(str(pred))}")
-            continue
-        write_overlay(out_dir / f"{stems[path]}_overlay.png", pred, title=path.name)
-        records.append((path, pred.measurement))
+        else:
+            write_overlay(out_dir / f"{stems[path]}_overlay.png", pred, title=path.name)
+            records.append((path, pred.measurement))
     if records:
         _print_measurements(records, json_out)
     for c in clips:
@@ -458,11 +464,11 @@ def predict(
         raise _usage("--masks needs a segmentation model; the given model(s) predict landmarks only")
     opts = {"orientation": orientation, "hsd_method": hsd, "pixel_spacing": spacing}
     rows, records, failures = [], [], 0
-    names: dict[str, int] = {}
+    names: set[str] = set()
     stream = iter_file_predictions(predictor, files, batch_size=batch_size, **opts)
-    for path, pred in _progress_stream(stream, len(files), "Measuring", quiet):
+    for path, pred in _progress(stream, "Measuring", quiet, total=len(files)):
         name = path.name if path.name not in names else str(path)  # same name in two folders
-        names[name] = 1
+        names.add(name)
         if isinstance(pred, InputError):
             failures += 1
             err.print(f"[red]skipped[/red] {escape(str(pred))}")
@@ -484,19 +490,6 @@ def predict(
     if failures:
         err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _progress_stream(stream, total: int, description: str, quiet: bool):
-    if quiet or total < 20:
-        yield from stream
-        return
-    from rich.progress import Progress
-
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        for item in stream:
-            bar.advance(task)
-            yield item
 
 
 @app.command()

@@ -25,7 +25,7 @@ from .evaluate import LandmarkReport, SegmentationReport
 from .io._atomic import atomic_path
 from .segmetrics import SEG_CLASSES
 
-__all__ = ["write_report"]
+__all__ = ["save_figure", "write_report"]
 
 _DPI = 120
 
@@ -68,10 +68,12 @@ def _merge_rows(reports: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]
     return columns, list(rows.values())
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = _DPI) -> Path:
+    """Lay out a Matplotlib figure and write it as PNG, atomically (Agg canvas; no pyplot)."""
     FigureCanvasAgg(fig)
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))
+    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return Path(path)
 
 
 def _plot_landmark_errors(rep: LandmarkReport, path: Path) -> None:
@@ -91,7 +93,7 @@ def _plot_landmark_errors(rep: LandmarkReport, path: Path) -> None:
         ax.set_xlabel(f"Euclidean error ({unit})")
         ax.set_ylabel("images")
     fig.suptitle(f"Landmark errors, MRE = {rep.summary['mre']:.2f} {unit}")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _plot_bland_altman(pred: np.ndarray, gt: np.ndarray, what: str, unit: str, path: Path) -> None:
@@ -113,7 +115,7 @@ def _plot_bland_altman(pred: np.ndarray, gt: np.ndarray, what: str, unit: str, p
     ax.set_title(f"{what} Bland-Altman (n = {diff.size})")
     ax.set_xlabel(f"mean of predicted and reference {what} ({unit})")
     ax.set_ylabel(f"predicted - reference {what} ({unit})")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _plot_dice(rep: SegmentationReport, path: Path) -> None:
@@ -127,7 +129,7 @@ def _plot_dice(rep: SegmentationReport, path: Path) -> None:
     ax.set_xlabel("structure (PS = pubic symphysis, FH = fetal head, ALL = union)")
     ax.set_ylabel("Dice (smoothed, 1 = perfect)")
     ax.set_ylim(-0.02, 1.02)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_report(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:

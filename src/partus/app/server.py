@@ -21,14 +21,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import cv2
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.formparsers import MultiPartParser
 
 from .. import __version__
 from ..errors import InputError
-from ..io import ImageData, as_gray_uint8, read_any
+from ..io import as_gray_uint8, encode_png, read_any
 from ..predict import Predictor, load_model
 from ..viz import draw_overlay
 from .uploads import EXTENSIONS, UploadRejected, check_upload, safe_name
@@ -195,17 +194,16 @@ def _measure_all(predictor: Predictor, uploads: list, overlay: bool, tmp_root) -
                 gray = as_gray_uint8(image.pixels, name)
             except InputError as exc:
                 raise HTTPException(422, f"{name}: {exc.problem}") from None
-            images.append(ImageData(pixels=gray, pixel_spacing=image.pixel_spacing, source=name, frames=1))
+            images.append((gray, image.pixel_spacing))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    preds = predictor.predict([im.pixels for im in images], pixel_spacing=[im.pixel_spacing for im in images])
+    preds = predictor.predict([g for g, _ in images], pixel_spacing=[sp for _, sp in images])
     out = []
     for (name, _, kind), pred in zip(uploads, preds, strict=True):
         item = {"filename": name, "format": kind, **pred.measurement.as_dict()}
         item["size"] = list(pred.image.shape)
         if overlay:
             img = draw_overlay(pred.image, pred.measurement, label_map=pred.label_map, title=name)
-            ok, buf = cv2.imencode(".png", img)
-            item["overlay_png"] = base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
+            item["overlay_png"] = base64.b64encode(encode_png(img, name)).decode("ascii")
         out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in item.items()})
     return out

@@ -20,7 +20,7 @@ from .labels import LabelScheme, read_label_map, to_internal_labels
 from .medical import dicom_spacing, read_dicom, read_medical, write_mask_mha
 from .tables import PredictionRow, read_aop_csv, read_landmarks_csv, read_manifest, read_predictions_csv
 from .video import VideoInfo, iter_video_frames, video_info
-from .writers import file_stem, write_json, write_mask, write_png, write_predictions_csv
+from .writers import encode_png, file_stem, write_json, write_mask, write_png, write_predictions_csv
 
 __all__ = [
     "ImageData",
@@ -32,6 +32,7 @@ __all__ = [
     "as_gray_uint8",
     "atomic_write",
     "dicom_spacing",
+    "encode_png",
     "file_stem",
     "iter_iugc2024_frames",
     "iter_video_frames",

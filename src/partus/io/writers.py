@@ -248,14 +248,19 @@ def write_mask(
     return atomic_write(path, buf.tobytes())
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Encode an 8-bit gray or BGR image as PNG and write it atomically (parent folders are created)."""
+def encode_png(image: np.ndarray, source: str | os.PathLike = "image") -> bytes:
+    """The PNG bytes of an 8-bit gray or BGR image."""
     import cv2
 
     ok, buf = cv2.imencode(".png", np.asarray(image))
     if not ok:
-        raise InputError(path, "could not encode the image as PNG")
-    return atomic_write(path, buf.tobytes())
+        raise InputError(source, "could not encode the image as PNG")
+    return buf.tobytes()
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Encode an 8-bit gray or BGR image as PNG and write it atomically (parent folders are created)."""
+    return atomic_write(path, encode_png(image, path))
 
 
 def file_stem(path: str | os.PathLike) -> str:
