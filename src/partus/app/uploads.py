@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..io.images import declared_size
+from ..io.images import declared_size, image_format
 
 __all__ = ["EXTENSIONS", "UploadRejected", "check_upload", "safe_name", "sniff"]
 
@@ -30,14 +30,9 @@ class UploadRejected(Exception):
 
 def sniff(data: bytes) -> str | None:
     """The format of ``data`` from its first bytes, or None if it is not one partus accepts."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"BM") and len(data) >= 26:
-        return "bmp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
+    raster = image_format(data)
+    if raster is not None and (raster != "bmp" or len(data) >= 26):  # "BM" alone is too weak a signature
+        return raster
     if data[128:132] == b"DICM":
         return "dicom"
     if re.match(rb"\s*(ObjectType|NDims)\s*=", data[:64]):

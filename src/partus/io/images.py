@@ -29,7 +29,20 @@ MEDICAL_EXTENSIONS = (".mha", ".mhd", ".nii", ".nii.gz")
 #: Extensions read by :func:`partus.io.read_dicom` (files without an extension are sniffed).
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
+#: Leading bytes of the raster formats :func:`read_image` decodes.
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"\xff\xd8\xff": "jpeg",
+    b"BM": "bmp",
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+}
+
+
+def image_format(head: bytes) -> str | None:
+    """``"png"``, ``"jpeg"``, ``"bmp"`` or ``"tiff"`` from a file's first bytes; None for anything else."""
+    return next((fmt for sig, fmt in _SIGNATURES.items() if head.startswith(sig)), None)
+
 
 #: Largest image :func:`read_image` decodes; a header declaring more pixels is refused before decoding.
 MAX_PIXELS = 100_000_000
@@ -175,7 +188,7 @@ def _kind_from_magic(path: str | os.PathLike) -> str:
         head = fh.read(132)
     if head[128:132] == b"DICM":
         return "dicom"
-    if head.startswith(_IMAGE_MAGIC):
+    if image_format(head) is not None:
         return "image"
     raise InputError(path, "no extension and not a recognised format (no DICOM 'DICM' marker, no image signature)")
 
