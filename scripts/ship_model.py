@@ -59,6 +59,7 @@ def heldout(members: list[Member], folds: int) -> dict:
             **{m.config: [i] for i, m in enumerate(members)}}  # fmt: skip
     out: dict[str, dict] = {}
     rows: dict[str, list] = {arm: [] for arm in arms}
+    gt_hsd_of = {r.name: measure_mask(r.mask).hsd for r in records}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(folds):
             splits = [split(records, k, folds, c.train.seed)[1] for c in cfgs]
@@ -78,7 +79,7 @@ def heldout(members: list[Member], folds: int) -> dict:
                         else np.full((3, 2), np.nan) for _, p in pairs])  # fmt: skip
         gt = np.stack([r.points for r, _ in pairs])
         hsd = np.array([p.measurement.hsd for _, p in pairs])
-        gt_hsd = np.array([measure_mask(r.mask).hsd for r, _ in pairs])
+        gt_hsd = np.array([gt_hsd_of[r.name] for r, _ in pairs])
         rep = evaluate_landmarks(pts, gt, names=[r.name for r, _ in pairs], pred_hsd=hsd, gt_hsd=gt_hsd)
         s = rep.summary
         flagged = [p.measurement.reason for _, p in pairs if not p.measurement.ok]
@@ -100,7 +101,7 @@ def heldout(members: list[Member], folds: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train-minutes", type=float, nargs="+", required=True, help="Wall time of each member.")
+    ap.add_argument("--train-minutes", type=float, nargs="+", help="Wall time of each member (not with --card-only).")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the stored results.")
     args = ap.parse_args()
@@ -111,7 +112,7 @@ def main() -> int:
         shipped = [{**s, "member": Member(**s["member"])} for s in stored["shipped"]]
         (WEIGHTS / "MODEL_CARD.md").write_text(_card(shipped, stored["heldout"], __version__, args.folds))
         return 0
-    if len(args.train_minutes) != len(MEMBERS):
+    if args.train_minutes is None or len(args.train_minutes) != len(MEMBERS):
         ap.error(f"give one training time per member ({len(MEMBERS)})")
 
     from partus.config import load_config
