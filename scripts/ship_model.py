@@ -5,7 +5,7 @@ inference path on every cross-validation fold, and write the model card.
     partus train configs/heatmap_unet.yaml   # heatmap member -> runs/heatmap_unet/all
     partus train configs/dsnt.yaml           # DSNT member -> runs/dsnt/all
     partus cv configs/seg_unet.yaml --folds 5   # and heatmap_unet, dsnt
-    python scripts/ship_model.py --train-minutes 8.5 7.0 7.0
+    python scripts/ship_model.py --train-minutes 8.5 7.3 6.8
 
 The held-out check exports every fold's checkpoint of every member to ONNX and runs the *shipped*
 inference path (partus.predict: ONNX Runtime, the coordinate-averaging ensemble, geometry, quality
