@@ -55,11 +55,23 @@ def test_defaults_without_a_file():
     assert load_config().model_dump() == Config().model_dump()
 
 
-def test_default_config_is_the_cross_validated_seg_unet_config():
-    """The model card quotes the CV of configs/seg_unet.yaml for the model trained from default.yaml."""
+def test_the_shipped_models_cross_validation_is_of_its_own_config():
+    """The model card quotes the blocks CV of sweep job mt_strong_blocks for the model trained by
+    configs/multitask.yaml: the job must be that config with no model or data overrides."""
+    import importlib.util
+
     from partus.config import load_config
 
-    root = Path(__file__).resolve().parents[1] / "configs"
-    default, seg = load_config(root / "default.yaml"), load_config(root / "seg_unet.yaml")
-    assert default.name == "default"
-    assert default.model_dump(exclude={"name"}) == seg.model_dump(exclude={"name"})
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("sweep", root / "scripts" / "sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    mode, config, overrides = sweep.PLAN["mt_strong_blocks"]
+    assert (mode, config, overrides) == ("cv", "configs/multitask.yaml", [])
+    shipped = load_config(root / config)
+    assert shipped.train.split == "blocks" and shipped.model.name == "multitask_net"
+    fast = load_config(root / config, sweep.FAST)  # the sweep changes only how often it validates and threads
+    assert fast.model_dump(exclude={"train"}) == shipped.model_dump(exclude={"train"})
+    assert fast.train.model_dump(exclude={"val_every", "threads"}) == shipped.train.model_dump(
+        exclude={"val_every", "threads"}
+    )

@@ -54,6 +54,10 @@ class DataConfig(_Strict):
     input_size: int = 128  # network input (square); points are mapped back to original pixels
     sigma: float = 2.0  # Gaussian sigma of heatmap targets, in heatmap pixels
     label_noise: float = 0.0  # paper 2: Gaussian noise (input px) added to target points when training
+    #: ``multitask_net`` only: share of training scans shown mirrored to teach the orientation head
+    #: (``cls`` output ``mirrored``); their dense losses are masked, so the landmark heads learn the usual
+    #: display only and inference canonicalises a mirrored scan before measuring it.
+    orientation_p: float = 0.0
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
@@ -85,16 +89,30 @@ class TrainConfig(_Strict):
     step_size: int = 15
     gamma: float = 0.1
     early_stopping_patience: int = 12
+    #: Validate every N epochs (early-stopping patience counts validations).
+    val_every: int = 1
     seed: int = 0
     channels_last: bool = True
     num_workers: int = 0
     folds: int = 5
+    #: Cross-validation protocol: ``grouped`` (near-duplicate clusters shuffled into folds) or ``blocks``
+    #: (contiguous scan-id blocks: whole sessions held out; tracks unseen-scan figures better, see
+    #: benchmarks/ACCURACY.md).
+    split: Literal["grouped", "blocks"] = "grouped"
+    #: Sample training scans so that the ground-truth AoP bands (<90, 90-110, 110-130, >=130 deg) weigh
+    #: equally (with replacement; see :func:`partus.data.dataset.aop_band_weights`).
+    balance_aop: bool = False
+    #: torch CPU threads (0: one per core).
+    threads: int = 0
     error_weighted: ErrorWeightedConfig = Field(default_factory=ErrorWeightedConfig)
 
 
 class LossConfig(_Strict):
     dsnt_reg: Literal["js", "kl", "none"] = "js"
     dsnt_reg_weight: float = 1.0
+    #: ``multitask_net``: dynamic loss scaling exponent (each task's loss divided by its running mean to
+    #: this power; 0 = plain sum, 1 = every task normalised to ~1; see :class:`partus.losses.DynamicLossScaler`).
+    dynamic_alpha: float = 0.5
 
 
 class DecodeConfig(_Strict):

@@ -68,13 +68,24 @@ def export_onnx(
         "flip_policy": cfg.data.augment.flip_policy,
         "coordinates": "(x, y) pixels, origin top-left pixel centre; grid and image pixel edges align",
     }
+    names = ["output"]
+    if model.kind == "multitask":  # named outputs, one per head; the heads' kinds in the metadata
+        from .models.multitask import DENSE_HEADS
+
+        names = [*DENSE_HEADS, "cls"]
+        meta["heads"] = dict(DENSE_HEADS)
+        meta["cls_names"] = list(model.cls_names)
+        traced = _tuple_outputs(model, names)
+    else:
+        traced = model
     x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(seed))
     out = Path(out)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, x, str(tmp), dynamo=False, opset_version=opset, input_names=["image"], output_names=["output"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "h", 3: "w"}},
+            traced, x, str(tmp), dynamo=False, opset_version=opset, input_names=["image"], output_names=names,
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          **{n: {0: "batch", 2: "h", 3: "w"} if n != "cls" else {0: "batch"} for n in names}},
         )  # fmt: skip
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
@@ -86,12 +97,29 @@ def export_onnx(
         for shape in ((2, 1, size, size), (1, 1, other, size)):
             inp = torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 1))
             with torch.inference_mode():
-                ref = model(inp).numpy()
-            got = session.run(None, {"image": inp.numpy()})[0]
-            worst = max(worst, float(np.abs(ref - got).max()))
+                ref = traced(inp)
+            refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
+            for r, got in zip(refs, session.run(None, {"image": inp.numpy()}), strict=True):
+                worst = max(worst, float(np.abs(r - got).max()))
         if worst > atol:
             raise RuntimeError(f"ONNX Runtime differs from torch by {worst:.3g} (> atol {atol}); not written")
     return {**meta, "max_abs_diff": worst}
+
+
+def _tuple_outputs(model, names: list[str]):
+    """A multitask model as a module returning its heads as a tuple in ``names`` order (for tracing)."""
+    import torch
+
+    class TupleOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            out = self.model(x)
+            return tuple(out[n] for n in names)
+
+    return TupleOutputs().eval()
 
 
 def open_model(path: str | Path, *, threads: int = 0) -> tuple[Any, dict[str, Any]]:

@@ -3,7 +3,8 @@
 - heatmap (paper 3): MSE between sigmoid heatmaps and unit Gaussians;
 - dsnt (paper 4): Euclidean distance of the DSNT expected coordinates + lambda x Jensen-Shannon (or KL)
   divergence to a normalised Gaussian at the target;
-- segmentation (paper 1): cross-entropy + soft Dice over PS and FH.
+- segmentation (paper 1): cross-entropy + soft Dice over PS and FH;
+- multi-task (paper 5): the task losses combined by :class:`DynamicLossScaler`.
 
 :func:`error_weights` gives paper 1's sample weights ``exp(-lambda * mean landmark error)``.
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .models.dsnt import dsnt, js_regulariser, kl_regulariser, spatial_softmax
 
-__all__ = ["dsnt_loss", "error_weights", "heatmap_mse", "reduce", "segmentation_loss"]
+__all__ = ["DynamicLossScaler", "dsnt_loss", "error_weights", "heatmap_mse", "reduce", "segmentation_loss"]
 
 
 def heatmap_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -71,3 +73,59 @@ def error_weights(mean_errors: torch.Tensor, lam: float) -> torch.Tensor:
         raise ValueError(f"lambda must be >= 0, got {lam}")
     e = torch.nan_to_num(torch.as_tensor(mean_errors, dtype=torch.float32), nan=float("inf"))
     return torch.exp(-lam * e)
+
+
+class DynamicLossScaler(nn.Module):
+    """Dynamic loss scaling of multi-task training (paper 5): ``sum_k L_k / m_k**alpha``.
+
+    ``m_k`` is a running mean (exponential, ``momentum``) of task ``k``'s loss, detached from the graph, so
+    tasks of very different magnitudes (Dice + CE ~1, sigmoid-heatmap MSE ~1e-3, DSNT pixels ~10) all
+    steer the shared encoder; the scales follow the losses as they fall. ``alpha = 1`` normalises every
+    task to ~1; ``0.5`` (default) lets a task's share grow with the square root of its loss, so a task
+    that is already solved (e.g. orientation) is not amplified into noise. The running means are buffers:
+    saved in checkpoints, so a resumed run continues with the same scales.
+    """
+
+    def __init__(self, tasks: list[str] | tuple[str, ...], *, alpha: float = 0.5, momentum: float = 0.98):
+        super().__init__()
+        if not tasks:
+            raise ValueError("at least one task is needed")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.tasks = tuple(tasks)
+        self.alpha, self.momentum = float(alpha), float(momentum)
+        self.register_buffer("running", torch.zeros(len(self.tasks)))
+        self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+
+    def scales(self) -> dict[str, float]:
+        """The current multiplier of each task (1 before its first update)."""
+        return {t: float(self.running[i] ** -self.alpha) if bool(self.started) and self.running[i] > 0 else 1.0
+                for i, t in enumerate(self.tasks)}  # fmt: skip
+
+    def forward(self, losses: dict[str, torch.Tensor | None]) -> torch.Tensor:
+        """Total loss from ``{task: scalar loss}`` (every task of the constructor), updating the means
+        when training. A task whose loss is ``None`` had no samples in this batch: it neither adds to the
+        total nor moves its running mean."""
+        missing = [t for t in self.tasks if t not in losses]
+        if missing:
+            raise KeyError(f"losses missing for tasks {missing}")
+        present = [i for i, t in enumerate(self.tasks) if losses[t] is not None]
+        if not present:
+            raise ValueError("every task's loss is None")
+        if self.training:
+            with torch.no_grad():
+                values = torch.stack([losses[self.tasks[i]].detach().float() for i in present])
+                idx = torch.tensor(present)
+                if not bool(self.started):
+                    self.running.copy_(torch.zeros_like(self.running).index_copy(0, idx, values))
+                    self.started.fill_(True)
+                else:
+                    fresh = self.running[idx] == 0  # a task seen for the first time starts at its loss
+                    upd = torch.where(fresh, values, self.momentum * self.running[idx] + (1 - self.momentum) * values)
+                    self.running.index_copy_(0, idx, upd)
+        total = 0.0
+        for i in present:
+            r = self.running[i]
+            scale = r.clamp_min(1e-8) ** -self.alpha if bool(self.started) and r > 0 else 1.0
+            total = total + losses[self.tasks[i]] * scale
+        return total

@@ -23,7 +23,19 @@ from .augment import AugmentConfig, apply_augment, build_augment, hflip
 from .records import Record
 from .targets import gaussian_heatmaps, perturb_points
 
-__all__ = ["EpochSampler", "LandmarkDataset"]
+__all__ = ["EpochSampler", "LandmarkDataset", "aop_band_weights"]
+
+
+def aop_band_weights(points: Sequence[np.ndarray], edges: Sequence[float] = (90.0, 110.0, 130.0)) -> np.ndarray:
+    """Per-record sampling weights that give every ground-truth AoP band (cut at ``edges``) equal total
+    weight: unseen scans are earlier in labour than psfhs-dev, and high angles were underestimated."""
+    from ..geometry import angle_of_progression
+
+    pts = np.asarray(points, float)
+    aop = angle_of_progression(pts[:, 0], pts[:, 1], pts[:, 2])
+    band = np.searchsorted(np.asarray(edges, float), aop, side="right")
+    counts = np.bincount(band, minlength=len(edges) + 1).astype(float)
+    return 1.0 / counts[band]
 
 
 class LandmarkDataset(Dataset):
@@ -32,7 +44,8 @@ class LandmarkDataset(Dataset):
     Keys: ``image`` (1, S, S) float32 in [0, 1]; ``points`` (3, 2) input-grid ``(x, y)`` (after label
     noise when training); ``heatmaps`` (3, S/stride, S/stride) unit Gaussians at the points;
     ``mask`` (S, S) int64 (zeros when the record has none) and ``has_mask``; ``index``; ``weight``
-    (the sample's loss weight, 1 unless set in ``weights``); ``orig_points`` (3, 2) and ``orig_size``
+    (the sample's loss weight, 1 unless set in ``weights``); ``mirrored`` (1.0 when the scan was shown
+    mirrored for the orientation head, see ``orientation_p``); ``orig_points`` (3, 2) and ``orig_size``
     (2,) = (H, W) of the unaugmented record, for evaluation in original pixels.
     """
 
@@ -45,6 +58,7 @@ class LandmarkDataset(Dataset):
         sigma: float = 2.0,
         augment: AugmentConfig | None = None,
         label_noise: float = 0.0,
+        orientation_p: float = 0.0,
         seed: int = 0,
     ):
         if input_size % stride:
@@ -54,6 +68,7 @@ class LandmarkDataset(Dataset):
         self.params = augment
         self.compose = build_augment(augment) if augment is not None else None
         self.label_noise, self.seed, self.epoch = label_noise, seed, 0
+        self.orientation_p = float(orientation_p)
         self.weights = np.ones(len(self.records), np.float32)  # paper 1's error-weighted fine-tuning
 
     def set_epoch(self, epoch: int) -> None:
@@ -71,6 +86,9 @@ class LandmarkDataset(Dataset):
         rng = np.random.default_rng(self._seed(index))
         if self.params is not None and rng.random() < self.params.p_hflip:
             img, pts, mask = hflip(img, pts, mask, self.params.flip_policy)
+        mirrored = bool(self.orientation_p) and rng.random() < self.orientation_p
+        if mirrored:  # an orientation-head sample: shown as a mirrored display, dense losses masked
+            img, pts, mask = hflip(img, pts, mask, "anatomical")
         h0, w0 = img.shape
         s = self.size
         img = resize_image(img, s)
@@ -92,6 +110,7 @@ class LandmarkDataset(Dataset):
             "has_mask": torch.tensor(mask is not None),
             "index": torch.tensor(index),
             "weight": torch.tensor(self.weights[index]),
+            "mirrored": torch.tensor(float(mirrored)),
             "orig_points": torch.from_numpy(np.asarray(r.points, np.float32)),
             "orig_size": torch.tensor([h0, w0]),
         }
@@ -101,10 +120,21 @@ class EpochSampler(Sampler[int]):
     """A shuffling sampler whose order depends only on ``(seed, epoch)``: exact resume after interruption.
 
     Lightning calls :meth:`set_epoch` at the start of every training epoch.
+
+    With ``weights`` (one per item), each epoch draws ``n`` items with replacement in proportion to them
+    (e.g. to balance AoP bands, :func:`aop_band_weights`).
     """
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, weights: np.ndarray | None = None):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.p = None
+        if weights is not None and not shuffle:
+            raise ValueError("weights need shuffle=True (weighted sampling draws a new order each epoch)")
+        if weights is not None:
+            w = np.asarray(weights, float)
+            if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"weights must be {n} finite non-negative numbers with a positive sum")
+            self.p = w / w.sum()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -112,7 +142,10 @@ class EpochSampler(Sampler[int]):
     def __iter__(self):
         if not self.shuffle:
             return iter(range(self.n))
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.p is not None:
+            return iter(rng.choice(self.n, size=self.n, replace=True, p=self.p).tolist())
+        return iter(rng.permutation(self.n).tolist())
 
     def __len__(self) -> int:
         return self.n

@@ -10,17 +10,20 @@ Every model is built by name, ``create_model(name, **kwargs)``, and shares one c
   ``s = output_stride``; no sigmoid or softmax inside. ``forward = forward_head(forward_features(x))``.
 
 Registered models: ``heatmap_unet``, ``dsnt_unet``, ``seg_unet`` (:mod:`.unet`), ``transunet``,
-``transunet_seg`` (:mod:`.transunet`), ``mobilenet_unet`` (:mod:`.mobilenet`). The DSNT layer and its
+``transunet_seg`` (:mod:`.transunet`), ``mobilenet_unet`` (:mod:`.mobilenet`), ``multitask_net``
+(:mod:`.multitask`: one encoder, all three dense heads plus image-level classification). The DSNT layer and its
 regularisers are in :mod:`partus.models.dsnt`.
 """
 
 from . import mobilenet as mobilenet
+from . import multitask as multitask
 from . import transunet as transunet
 from . import unet as unet
 from ._base import DenseModel, ModelKind
 from ._registry import create_model, list_models, register_model
 from .blocks import Upsample
 from .mobilenet import MobileNetUNet, load_imagenet_encoder
+from .multitask import MultiTaskNet
 from .transunet import TransUNet
 from .unet import UNet
 
@@ -28,6 +31,7 @@ __all__ = [
     "DenseModel",
     "MobileNetUNet",
     "ModelKind",
+    "MultiTaskNet",
     "TransUNet",
     "UNet",
     "Upsample",

@@ -22,11 +22,14 @@ class ModelKind(StrEnum):
     ``dsnt``: one map per landmark that becomes a probability distribution by a spatial softmax
     (:func:`partus.models.dsnt.spatial_softmax`) and a coordinate by :func:`partus.models.dsnt.dsnt`.
     ``segmentation``: per-pixel class scores (softmax over channels: background, PS, FH).
+    ``multitask``: a dict of the three above (``seg``, ``heatmap``, ``dsnt``) plus image-level ``cls``
+    logits (:mod:`partus.models.multitask`).
     """
 
     HEATMAP = "heatmap"
     DSNT = "dsnt"
     SEGMENTATION = "segmentation"
+    MULTITASK = "multitask"
 
 
 def positive_int(value: object, name: str) -> int:

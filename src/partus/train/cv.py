@@ -14,22 +14,31 @@ import torch
 from ..config import Config
 from ..evaluate import evaluate_landmarks, evaluate_segmentation
 from ..geometry import measure_mask
-from ..io import write_json, write_predictions_csv
+from ..io import atomic_path, atomic_write, write_json, write_predictions_csv
 from ..report import write_report
+from ..robustness import jsonable, markdown_tables, pool, shift_aware_report, variant_metrics
 from .fit import FitResult, fit, load_records, split
-from .inference import predict
+from .inference import predict, predict_oriented
 from .module import LandmarkModule
 
 __all__ = ["cross_validate"]
 
 
 def cross_validate(
-    cfg: Config, out_dir: str | Path, *, folds: int | None = None, devices: int = 1, progress: bool = True
+    cfg: Config,
+    out_dir: str | Path,
+    *,
+    folds: int | None = None,
+    devices: int = 1,
+    progress: bool = True,
+    shift: bool = True,
 ) -> dict:
     """Train and evaluate every fold; returns (and writes to ``out_dir/cv_summary.json``) the summary.
 
     Out-of-fold predictions go to ``out_dir/predictions.csv`` (IUGC 2025 format + AOP, HSD, status);
-    the report (metrics, per-image table, plots) to ``out_dir/report/``. A fold finished by an earlier
+    the report (metrics, per-image table, plots) to ``out_dir/report/``. With ``shift`` (default), every
+    fold's model is also run on the acquisition-shift suite and mirrored copies of its validation scans
+    (:mod:`partus.robustness`): ``summary["shift_aware"]`` and ``report/shift_aware.md``. A fold finished by an earlier
     run with the same configuration (``foldK/fold.json``) is reused, so an interrupted CV continues.
     """
     out = Path(out_dir)
@@ -42,8 +51,13 @@ def cross_validate(
     pred = np.full((n, 3, 2), np.nan)
     masks: list[np.ndarray | None] = [None] * n
     per_fold, start = [], time.perf_counter()
+    shift_reports, told = [], []
     for k in range(folds):
         res = _fold(cfg, out / f"fold{k}", k, records, devices=devices, progress=progress)
+        if shift:
+            rep, told_k = _fold_shift(res, out / f"fold{k}", [index[r.name] for r in res.val_records], cfg)
+            shift_reports.append(rep)
+            told.append(told_k)
         p, _, m = predict(
             res.module.model, [r.image for r in res.val_records], input_size=cfg.data.input_size,
             method=cfg.decode.method, sigma=cfg.data.sigma, tta_flip=cfg.decode.tta_flip,
@@ -81,8 +95,55 @@ def cross_validate(
         "per_fold": per_fold, "seconds": round(time.perf_counter() - start, 1),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
     }  # fmt: skip
+    if shift_reports:
+        pooled = pool(shift_reports)
+        told_raw = [np.concatenate(x) for x in zip(*told, strict=True)]
+        summary["shift_aware"] = {**jsonable(pooled), "mirrored_told": variant_metrics(*told_raw[:2]),
+                                  "false_flip_rate": float(np.mean(told_raw[2] > 0.5)),
+                                  "split": cfg.train.split}  # fmt: skip
+        (out / "report").mkdir(parents=True, exist_ok=True)
+        title = f"{cfg.name}: shift-aware CV ({cfg.train.split})"
+        atomic_write(out / "report" / "shift_aware.md", markdown_tables(pooled, title))
     write_json(out / "cv_summary.json", summary)
     return json.loads(json.dumps(summary, default=str))
+
+
+def shift_evaluation(module: LandmarkModule, val, indices: list[int], cfg: Config) -> tuple[dict, tuple]:
+    """One fold's shift-aware report, plus (pred, gt, P(mirrored) on the plain scans) for mirrored scans
+    measured with the orientation given (``mirrored``), the anatomical upper bound of canonicalisation."""
+    model = module.model
+    kw = {"input_size": cfg.data.input_size, "method": cfg.decode.method, "sigma": cfg.data.sigma}
+    default = "auto" if model.kind == "multitask" else "standard"
+    images = [r.image for r in val]
+    gt = np.stack([r.points for r in val])
+
+    def run(imgs, orientation=default):
+        return predict_oriented(model, imgs, orientation=orientation, **kw)[0], None
+
+    rep = shift_aware_report(run, images, gt, seed=cfg.train.seed, indices=indices)
+    mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
+    mgt = rep["raw"]["mirrored"][1]
+    told_pred = run(mirrored, "mirrored")[0]
+    p_mirror = predict_oriented(model, images, orientation="auto", **kw)[1] if model.kind == "multitask" else (
+        np.zeros(len(images)))  # fmt: skip
+    return rep, (told_pred, mgt, p_mirror)
+
+
+def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> tuple[dict, tuple]:
+    """:func:`shift_evaluation` of a fold, cached in ``shift.npz`` beside its checkpoint (reused with it)."""
+    from ..robustness import summarise
+
+    cache = out / "shift.npz"
+    if cache.is_file() and cache.stat().st_mtime >= Path(res.checkpoint).stat().st_mtime:
+        z = np.load(cache)
+        variants = [k[5:] for k in z.files if k.startswith("pred_")]
+        raw = {v: (z[f"pred_{v}"], z[f"gt_{v}"], None) for v in variants}
+        return summarise(raw), (z["told_pred"], z["told_gt"], z["p_mirror"])
+    rep, told = shift_evaluation(res.module, res.val_records, indices, cfg)
+    arrays = {f"{kind}_{v}": a for v, (p, g, _) in rep["raw"].items() for kind, a in (("pred", p), ("gt", g))}
+    with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, told_pred=told[0], told_gt=told[1], p_mirror=told[2], **arrays)
+    return rep, told
 
 
 def _fold(cfg: Config, out: Path, k: int, records, *, devices: int, progress: bool) -> FitResult:
@@ -92,7 +153,7 @@ def _fold(cfg: Config, out: Path, k: int, records, *, devices: int, progress: bo
         done = json.loads(marker.read_text())
         ckpt = Path(done["checkpoint"])
         if ckpt.is_file() and done.get("config") == cfg.model_dump(mode="json"):
-            train, val = split(records, k, cfg.train.folds, cfg.train.seed)
+            train, val = split(records, k, cfg.train.folds, cfg.train.seed, cfg.train.split)
             module = LandmarkModule.load_from_checkpoint(ckpt, map_location="cpu")
             return FitResult(out, ckpt, module, train, val, done["seconds"], done["epochs"])
     res = fit(cfg, out, fold=k, records=records, devices=devices, progress=progress)

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import Config, save_config
-from ..data.dataset import EpochSampler, LandmarkDataset
+from ..data.dataset import EpochSampler, LandmarkDataset, aop_band_weights
 from ..data.records import Record, load_iugc2025, load_phantoms, load_psfhs
-from ..data.splits import group_kfold
+from ..data.splits import block_kfold, group_kfold
 from ..errors import InputError
 from .module import LandmarkModule
 
@@ -51,11 +51,21 @@ def load_records(cfg: Config) -> list[Record]:
     return load_psfhs(root, limit=d.limit)
 
 
-def split(records: list[Record], fold: int, folds: int, seed: int) -> tuple[list[Record], list[Record]]:
-    """Train/validation records of ``fold`` in a ``folds``-fold split grouped by ``Record.group``."""
+def split(
+    records: list[Record], fold: int, folds: int, seed: int, protocol: str = "grouped"
+) -> tuple[list[Record], list[Record]]:
+    """Train/validation records of ``fold`` in a ``folds``-fold split that keeps each ``Record.group``
+    whole: ``grouped`` (groups shuffled into balanced folds) or ``blocks`` (contiguous blocks of
+    records sorted by name, i.e. by scan id: whole sessions held out; see :func:`block_kfold`)."""
     if not 0 <= fold < folds:
         raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
-    ids = group_kfold([r.group for r in records], folds, seed=seed)
+    groups = [r.group for r in records]
+    if protocol == "blocks":
+        ids = block_kfold([r.name for r in records], groups, folds)
+    elif protocol == "grouped":
+        ids = group_kfold(groups, folds, seed=seed)
+    else:
+        raise ValueError(f"protocol must be 'grouped' or 'blocks', got {protocol!r}")
     return [r for r, f in zip(records, ids, strict=True) if f != fold], [
         r for r, f in zip(records, ids, strict=True) if f == fold
     ]
@@ -69,11 +79,13 @@ class _SetEpoch(L.Callback):
 def _loaders(cfg: Config, train: list[Record], val: list[Record], stride: int):
     d, t = cfg.data, cfg.train
     ds_train = LandmarkDataset(train, input_size=d.input_size, stride=stride, sigma=d.sigma, augment=d.augment,
-                               label_noise=d.label_noise, seed=t.seed)  # fmt: skip
+                               label_noise=d.label_noise, orientation_p=d.orientation_p, seed=t.seed)  # fmt: skip
     kw = {"batch_size": t.batch_size, "num_workers": t.num_workers, "persistent_workers": t.num_workers > 0}
+    weights = aop_band_weights([r.points for r in train]) if t.balance_aop else None
     train_dl = DataLoader(
-        ds_train, sampler=EpochSampler(len(ds_train), seed=t.seed), drop_last=len(train) > t.batch_size, **kw
-    )
+        ds_train, sampler=EpochSampler(len(ds_train), seed=t.seed, weights=weights),
+        drop_last=len(train) > t.batch_size, **kw,
+    )  # fmt: skip
     val_dl = None
     if val:
         ds_val = LandmarkDataset(val, input_size=d.input_size, stride=stride, sigma=d.sigma, seed=t.seed)
@@ -97,6 +109,7 @@ def _trainer(
         callbacks=callbacks, logger=CSVLogger(save_dir=out, name="", version=""), deterministic="warn",
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=10,
         num_sanity_val_steps=0, limit_val_batches=1.0 if validate else 0,
+        check_val_every_n_epoch=cfg.train.val_every,
     )  # fmt: skip
 
 
@@ -121,9 +134,10 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(cfg.train.threads or max(1, os.cpu_count() or 1))
     records = load_records(cfg) if records is None else records
-    train, val = (records, []) if fold is None else split(records, fold, cfg.train.folds, cfg.train.seed)
+    t = cfg.train
+    train, val = (records, []) if fold is None else split(records, fold, t.folds, t.seed, t.split)
     module = LandmarkModule(cfg.model_dump(mode="json"))
     if cfg.model.encoder_weights:
         _load_encoder(module.model, cfg.model.encoder_weights)

@@ -13,9 +13,10 @@ import torch
 from ..decode import decode_heatmaps, to_image_coords, upsample_labels
 from ..geometry import measure_mask
 from ..models.dsnt import dsnt, spatial_softmax
+from ..models.multitask import DENSE_HEADS
 from ..preprocess import resize_image, to_input
 
-__all__ = ["ensemble", "outputs_to_landmarks", "predict", "upsample_labels"]
+__all__ = ["activate_multitask", "ensemble", "outputs_to_landmarks", "predict", "predict_oriented", "upsample_labels"]
 
 
 def _flip_back(out: torch.Tensor, kind: str, anatomical: bool) -> torch.Tensor:
@@ -33,15 +34,30 @@ def _flip_back(out: torch.Tensor, kind: str, anatomical: bool) -> torch.Tensor:
     return swapped
 
 
+def _activate(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "segmentation":
+        return torch.softmax(logits, dim=1)
+    return spatial_softmax(logits) if kind == "dsnt" else torch.sigmoid(logits)
+
+
+def activate_multitask(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Probabilities of every head of a multitask model (``cls``: sigmoid per logit)."""
+    res = {name: _activate(out[name], kind) for name, kind in DENSE_HEADS.items()}
+    res["cls"] = torch.sigmoid(out["cls"])
+    return res
+
+
 @torch.inference_mode()
 def forward_tta(model: torch.nn.Module, x: torch.Tensor, *, tta_flip: bool, anatomical: bool) -> torch.Tensor:
     """Model output (probabilities for segmentation / dsnt, sigmoid heatmaps otherwise), flip-averaged."""
     kind = model.kind
+    if kind == "multitask":
+        if tta_flip:
+            raise ValueError("flip TTA is not defined for multitask models (they canonicalise orientation)")
+        return activate_multitask(model(x))
 
     def act(logits: torch.Tensor) -> torch.Tensor:
-        if kind == "segmentation":
-            return torch.softmax(logits, dim=1)
-        return spatial_softmax(logits) if kind == "dsnt" else torch.sigmoid(logits)
+        return _activate(logits, kind)
 
     out = act(model(x))
     if not tta_flip:
@@ -57,6 +73,10 @@ def outputs_to_landmarks(
 
     A segmentation whose landmarks cannot be measured gives NaN points and confidence 0.
     """
+    if kind == "multitask":  # the three heads as an ensemble: their landmarks averaged (paper 1, eq. 4)
+        parts = [outputs_to_landmarks(out[name], k, orig_sizes, method=method, sigma=sigma)
+                 for name, k in DENSE_HEADS.items()]  # fmt: skip
+        return ensemble([p for p, _, _ in parts]), parts[1][1], parts[0][2]
     n = out.shape[0]
     grid = tuple(out.shape[-2:])
     pts, conf, masks = np.full((n, 3, 2), np.nan), np.zeros((n, 3)), [None] * n
@@ -95,6 +115,8 @@ def predict(
     """Predict landmarks for uint8 grayscale images of any size (see :func:`outputs_to_landmarks`)."""
     model.eval()
     all_pts, all_conf, all_masks = [], [], []
+    if len(images) == 0:
+        return np.zeros((0, 3, 2)), np.zeros((0, 3)), []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         t = torch.from_numpy(to_input(np.stack([resize_image(im, input_size) for im in chunk])))
@@ -111,3 +133,43 @@ def ensemble(points: Sequence[np.ndarray]) -> np.ndarray:
     stack = np.stack([np.asarray(p, float) for p in points])
     with np.errstate(invalid="ignore"):
         return np.nanmean(stack, axis=0) if np.isfinite(stack).any() else stack[0]
+
+
+def _mirror_points(pts: np.ndarray, widths: Sequence[int]) -> np.ndarray:
+    out = np.array(pts, float)
+    out[..., 0] = (np.asarray(widths, float)[:, None] - 1) - out[..., 0]
+    return out
+
+
+@torch.inference_mode()
+def predict_oriented(
+    model: torch.nn.Module, images: Sequence[np.ndarray], *, orientation: str = "auto", **kw
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anatomical landmarks ``(N, 3, 2)`` on scans of either display orientation, and P(mirrored) ``(N,)``.
+
+    ``standard``: the scans are measured as given. ``mirrored``: each scan is mirrored back, measured,
+    and its points mirrored again (identities kept). ``auto`` (multitask models): the orientation head
+    decides per scan (P(mirrored) > 0.5). Other keywords as :func:`predict`.
+    """
+    images = list(images)
+    n = len(images)
+    p_mirror = np.zeros(n)
+    if orientation == "auto":
+        if model.kind != "multitask" or "mirrored" not in model.cls_names:
+            raise ValueError("orientation 'auto' needs a multitask model with a 'mirrored' orientation head")
+        model.eval()
+        for s in range(0, n, 32):
+            x = torch.from_numpy(to_input(np.stack([resize_image(im, kw["input_size"]) for im in images[s : s + 32]])))
+            col = model.cls_names.index("mirrored")
+            p_mirror[s : s + 32] = torch.sigmoid(model(x)["cls"][:, col]).float().cpu().numpy()
+        flip = p_mirror > 0.5
+    elif orientation in ("standard", "mirrored"):
+        flip = np.full(n, orientation == "mirrored")
+        p_mirror = flip.astype(float)
+    else:
+        raise ValueError(f"orientation must be 'auto', 'standard' or 'mirrored', got {orientation!r}")
+    canon = [np.ascontiguousarray(im[:, ::-1]) if f else im for im, f in zip(images, flip, strict=True)]
+    pts, _, _ = predict(model, canon, **kw)
+    if flip.any():
+        pts[flip] = _mirror_points(pts[flip], [images[i].shape[1] for i in np.flatnonzero(flip)])
+    return pts, p_mirror

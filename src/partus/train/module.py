@@ -9,7 +9,7 @@ import torch
 
 from ..config import Config
 from ..evaluate import aop_errors, point_errors
-from ..losses import dsnt_loss, heatmap_mse, reduce, segmentation_loss
+from ..losses import DynamicLossScaler, dsnt_loss, heatmap_mse, reduce, segmentation_loss
 from ..models import create_model
 from .inference import forward_tta, outputs_to_landmarks
 
@@ -25,6 +25,8 @@ class LandmarkModule(L.LightningModule):
         self.cfg = Config(**config)
         self.model = create_model(self.cfg.model.name, **self.cfg.model.kwargs)
         self.kind: str = self.model.kind
+        if self.kind == "multitask":
+            self.scaler = DynamicLossScaler(("seg", "heatmap", "dsnt", "cls"), alpha=self.cfg.loss.dynamic_alpha)
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -35,16 +37,39 @@ class LandmarkModule(L.LightningModule):
         if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = self(x)
+        if self.kind == "multitask":
+            return self._multitask_loss(logits, batch)
         if self.kind == "segmentation":
             per = segmentation_loss(logits, batch["mask"])
         elif self.kind == "dsnt":
-            s = self.model.output_stride
-            target = (batch["points"] + 0.5) / s - 0.5  # input grid -> heatmap grid (pixel edges align)
-            per = dsnt_loss(logits, target, sigma=self.cfg.data.sigma, reg=self.cfg.loss.dsnt_reg,
+            per = dsnt_loss(logits, self._dense_target(batch), sigma=self.cfg.data.sigma, reg=self.cfg.loss.dsnt_reg,
                             reg_weight=self.cfg.loss.dsnt_reg_weight)  # fmt: skip
         else:
             per = heatmap_mse(logits, batch["heatmaps"])
         return reduce(per, batch.get("weight"))
+
+    def _dense_target(self, batch: dict) -> torch.Tensor:
+        s = self.model.output_stride
+        return (batch["points"] + 0.5) / s - 0.5  # input grid -> heatmap grid (pixel edges align)
+
+    def _multitask_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        """Segmentation + heatmap + DSNT on scans in the usual display, orientation on all; scaled dynamically."""
+        mirrored = batch["mirrored"].to(out["cls"].dtype)
+        w = (1.0 - mirrored) * (batch["weight"] if "weight" in batch else 1.0)
+        dense = bool((w > 0).any())  # a batch of mirrored scans only has no dense-task samples
+        col = self.model.cls_names.index("mirrored")
+        losses = {
+            "seg": reduce(segmentation_loss(out["seg"], batch["mask"]), w) if dense else None,
+            "heatmap": reduce(heatmap_mse(out["heatmap"], batch["heatmaps"]), w) if dense else None,
+            "dsnt": reduce(dsnt_loss(out["dsnt"], self._dense_target(batch), sigma=self.cfg.data.sigma,
+                                     reg=self.cfg.loss.dsnt_reg, reg_weight=self.cfg.loss.dsnt_reg_weight), w)
+            if dense else None,
+            "cls": torch.nn.functional.binary_cross_entropy_with_logits(out["cls"][:, col], mirrored),
+        }  # fmt: skip
+        if self.training:
+            self.log_dict({f"loss_{k}": v.detach() for k, v in losses.items() if v is not None}, on_step=False,
+                          on_epoch=True, batch_size=len(mirrored))  # fmt: skip
+        return self.scaler(losses)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
