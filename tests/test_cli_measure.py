@@ -111,7 +111,7 @@ def test_submission_runs_on_its_own(tmp_path):
     res = _run("submission", "--out", out)
     assert res.exit_code == EXIT_OK, res.output
     assert (out / "model.py").is_file()
-    assert sorted(p.name for p in out.glob("*.onnx")) == ["model0.onnx", "model1.onnx", "model2.onnx"]
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["model.onnx"]
     assert not (out / "partus" / "train").exists()  # inference code only
     code = f"""
 import sys; sys.path.insert(0, {str(out)!r})
@@ -174,3 +174,40 @@ def test_batch_size_must_be_positive():
 
     with pytest.raises(InputError, match="batch_size"):
         load_model().predict([_frames()[0]], batch_size=0)
+
+
+def _help(*args) -> str:
+    res = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == EXIT_OK, res.output
+    return " ".join(res.output.split())
+
+
+@pytest.mark.parametrize("command", ["measure", "predict"])
+def test_orientation_option_is_auto_standard_or_mirrored_default_auto(command):
+    text = _help(command)
+    assert "<auto|standard|mirrored>" in text or "[auto|standard|mirrored]" in text
+    assert "orientation head decides per scan" in text and "[default: auto]" in text
+
+
+def test_bad_orientation_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, ["predict", str(SAMPLES / "images"), "--out", str(tmp_path / "p.csv"),
+                              "--orientation", "sideways"])  # fmt: skip
+    assert res.exit_code == EXIT_USAGE
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_measure_table_shows_a_mirrored_display(tmp_path):
+    img = SAMPLES / "images" / "04050.png"
+    args = ["measure", img, SAMPLES / "images" / "03744.png", "--out", tmp_path, "--orientation", "mirrored"]
+    res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert res.exit_code == EXIT_OK, res.output
+    header = next(ln for ln in res.stdout.splitlines() if "PS1 x, y" in ln)
+    rows = [ln for ln in res.stdout.splitlines() if ".png" in ln]
+    assert "display" in header and len(rows) == 2 and all("mirrored" in r for r in rows)
+    res = _run("measure", img, "--out", tmp_path, "--orientation", "standard", "--json")
+    assert res.exit_code == EXIT_OK, res.output
+    [d] = json.loads(res.stdout)
+    assert d["orientation"]["display"] == "standard"  # extras are merged into the JSON record
+    res = _run("measure", img, "--out", tmp_path, "--orientation", "standard")
+    assert res.exit_code == EXIT_OK and "PS1 x, y" in res.stdout
+    assert "display" not in res.stdout  # the column only when a scan was taken as mirrored

@@ -58,6 +58,22 @@ class Orientation(StrEnum):
     MIRRORED = "mirrored"
 
 
+class DisplayOrientation(StrEnum):
+    """How a model-based measurement decides the display orientation of a scan.
+
+    ``auto`` (default)
+        The model's orientation head decides per scan (``extras["orientation"]`` gives the decision and
+        P(mirrored)); a mirrored scan is mirrored back, measured, and its landmarks mapped back with
+        their anatomical identity. Models without an orientation head measure as ``standard``.
+    ``standard`` / ``mirrored``
+        The orientation is given: every scan is measured as standard, or as mirrored (canonicalised).
+    """
+
+    AUTO = "auto"
+    STANDARD = "standard"
+    MIRRORED = "mirrored"
+
+
 class HSDMethod(StrEnum):
     """How the head-symphysis distance is measured.
 

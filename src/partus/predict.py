@@ -24,22 +24,23 @@ from typing import Any
 import numpy as np
 
 from .cleanup import clean_label_map
-from .conventions import FH, PS, HSDMethod, Orientation, parse_enum
+from .conventions import FH, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
 from .decode import decode_heatmaps, to_image_coords, upsample_labels
 from .errors import InputError
 from .export import open_model
 from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
 from .io import ImageData, as_gray_uint8, read_any
-from .measurement import Measurement
+from .measurement import Landmarks, Measurement
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
 
 __all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure"]
 
-#: The ensemble shipped inside the package (see ``weights/MODEL_CARD.md``): segmentation U-Net (masks,
-#: HSD, structure checks), heatmap U-Net and DSNT U-Net, their landmarks averaged.
+#: The model shipped inside the package (see ``weights/MODEL_CARD.md``): one multitask network whose
+#: segmentation (masks, HSD, structure checks), heatmap and DSNT heads are fused like an ensemble's members,
+#: with an orientation head for mirrored displays.
 WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_MODELS = (WEIGHTS / "seg_unet.onnx", WEIGHTS / "heatmap_unet.onnx", WEIGHTS / "dsnt.onnx")
+DEFAULT_MODELS = (WEIGHTS / "multitask.onnx",)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,11 @@ class Prediction:
 
 
 class _Model:
-    """One exported model: an ONNX Runtime session plus what its metadata says about it."""
+    """One exported model: an ONNX Runtime session plus what its metadata says about it.
+
+    A single-task model has one dense output (``kind`` heatmap, dsnt or segmentation); a multitask model
+    has one per head (``heads``: name -> kind) and image-level ``cls`` logits named by ``cls_names``.
+    """
 
     def __init__(self, path: str | os.PathLike, threads: int):
         self.path = Path(path)
@@ -61,38 +66,47 @@ class _Model:
         self.kind: str = self.meta["kind"]
         self.size: int = int(self.meta["input_size"])
         self.anatomical = self.meta.get("flip_policy") == "anatomical"
+        self.heads: dict[str, str] = dict(self.meta.get("heads") or {"output": self.kind})
+        self.cls_names: list[str] = list(self.meta.get("cls_names") or [])
+        self.outputs = [o.name for o in self.session.get_outputs()]
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.id = f"{self.meta['config']}@{digest[:12]}"
 
-    def __call__(self, x: np.ndarray, tta_flip: bool) -> np.ndarray:
+    def __call__(self, x: np.ndarray, tta_flip: bool) -> dict[str, np.ndarray]:
+        """Activated outputs by name: dense heads (probabilities / sigmoid maps) and ``cls`` (sigmoid)."""
         out = self._activated(x)
         if not tta_flip:
             return out
-        flipped = self._activated(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]
-        if self.kind == "segmentation" or self.anatomical:
-            return 0.5 * (out + flipped)
-        # Official-rule landmarks: the mirrored scan's PS1/PS2 are this scan's PS2/PS1, and its FH1 is a
-        # different tangent point, so FH1 comes from the unflipped pass alone.
-        avg = out.copy()
-        avg[:, 0] = 0.5 * (out[:, 0] + flipped[:, 1])
-        avg[:, 1] = 0.5 * (out[:, 1] + flipped[:, 0])
-        return avg
+        flipped = self._activated(np.ascontiguousarray(x[..., ::-1]))
+        for name, kind in self.heads.items():
+            f = flipped[name][..., ::-1]
+            o = out[name]
+            if kind == "segmentation" or self.anatomical:
+                out[name] = 0.5 * (o + f)
+            else:  # official-rule landmarks: mirrored PS1/PS2 are this scan's PS2/PS1; FH1 from the unflipped pass
+                avg = o.copy()
+                avg[:, 0] = 0.5 * (o[:, 0] + f[:, 1])
+                avg[:, 1] = 0.5 * (o[:, 1] + f[:, 0])
+                out[name] = avg
+        return out
 
-    def _activated(self, x: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {"image": x})[0].astype(np.float64)
-        if self.kind == "segmentation":
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
-        if self.kind == "dsnt":
-            flat = logits.reshape(*logits.shape[:2], -1)
-            e = np.exp(flat - flat.max(axis=-1, keepdims=True))
-            return (e / e.sum(axis=-1, keepdims=True)).reshape(logits.shape)
-        return 1.0 / (1.0 + np.exp(-logits))
+    def _activated(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        raw = dict(zip(self.outputs, self.session.run(None, {"image": x}), strict=True))
+        out = {name: _activate(raw[name].astype(np.float64), kind) for name, kind in self.heads.items()}
+        if "cls" in raw:
+            out["cls"] = 1.0 / (1.0 + np.exp(-raw["cls"].astype(np.float64)))
+        return out
 
-    def landmarks(self, maps: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def p_mirrored(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
+        """P(display mirrored) per image from the orientation head, or None without one."""
+        if "mirrored" not in self.cls_names:
+            return None
+        return out["cls"][:, self.cls_names.index("mirrored")]
+
+    def landmarks(self, maps: np.ndarray, size: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray]:
         """Points ``(3, 2)`` in image pixels and confidences ``(3,)`` from one image's maps ``(3, h, w)``."""
         grid = maps.shape[-2:]
-        if self.kind == "dsnt":  # expected coordinates; confidence = probability mass within 2 px of the peak
+        if kind == "dsnt":  # expected coordinates; confidence = probability mass within 2 px of the peak
             xy, _ = decode_heatmaps(maps, method="soft_argmax", window=0)
             conf = np.empty(3)
             for k, m in enumerate(maps):
@@ -101,6 +115,26 @@ class _Model:
         else:
             xy, conf = decode_heatmaps(maps, method=self.meta.get("decode", "dark"), sigma=self.meta.get("sigma", 2.0))
         return to_image_coords(xy, grid, size), np.asarray(conf, float)
+
+
+def _activate(logits: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "segmentation":
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if kind == "dsnt":
+        flat = logits.reshape(*logits.shape[:2], -1)
+        e = np.exp(flat - flat.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).reshape(logits.shape)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _mirror_measurement(m: Measurement, width: int) -> Measurement:
+    """``m`` measured on the mirrored-back scan, expressed in the displayed (mirrored) scan's pixels."""
+    if m.landmarks is None:
+        return m
+    pts = m.landmarks.to_array()
+    pts[:, 0] = (width - 1) - pts[:, 0]
+    return replace(m, landmarks=Landmarks.from_array(pts))
 
 
 def _named(conf: np.ndarray) -> dict[str, float]:
@@ -118,11 +152,12 @@ class Predictor:
     Parameters
     ----------
     models : path or sequence of paths, optional
-        Exported partus models (``.onnx``); several make an ensemble. Default: the bundled ensemble
+        Exported partus models (``.onnx``); several make an ensemble. Default: the bundled model
         (:data:`DEFAULT_MODELS`).
     tta_flip : bool
         Also run each model on the mirrored image and average (exact for segmentation; for landmark
-        heatmaps PS1/PS2 are swapped back and FH1 comes from the unflipped pass).
+        heatmaps PS1/PS2 are swapped back and FH1 comes from the unflipped pass). Single-task models
+        only: a multitask model decides the display orientation instead (``orientation="auto"``).
     threads : int
         ONNX Runtime intra-op threads (0: one per core).
     limits : QualityLimits
@@ -150,39 +185,46 @@ class Predictor:
         sizes = {m.size for m in self.models}
         if len(sizes) > 1:  # one resize per image; ensembles share the input size
             raise InputError("models", f"ensemble members need one input size, got {sorted(sizes)}")
+        if tta_flip and any(m.kind == "multitask" for m in self.models):
+            raise InputError("tta_flip", "flip TTA is not defined for multitask models: they decide the display "
+                             "orientation and measure the scan in the usual display")  # fmt: skip
         self.size = sizes.pop()
         self.tta_flip = tta_flip
         self.limits = limits
         self.id = "+".join(m.id for m in self.models)
+        #: (model index, output name, kind) of every dense output: the members that are fused
+        self.members = [(i, name, kind) for i, m in enumerate(self.models) for name, kind in m.heads.items()]
+        self.has_orientation = any("mirrored" in m.cls_names for m in self.models)
 
     @property
     def has_masks(self) -> bool:
         """Whether the predictor segments PS/FH (needed for HSD and mask output)."""
-        return any(m.kind == "segmentation" for m in self.models)
+        return any(kind == "segmentation" for _, _, kind in self.members)
 
     def predict(
         self,
         images: Sequence[Any],
         *,
         pixel_spacing: Sequence[tuple[float, float] | None] | None = None,
-        orientation: Orientation | str = Orientation.STANDARD,
+        orientation: DisplayOrientation | str = DisplayOrientation.AUTO,
         hsd_method: HSDMethod | str = HSDMethod.NEAREST,
         batch_size: int = 16,
     ) -> list[Prediction]:
         """Predict a list of images (arrays; see :func:`partus.io.as_gray_uint8`), in batches.
 
         ``pixel_spacing`` gives each image's ``(sx, sy)`` in mm per pixel (or ``None``); HSD is then in mm.
-        Bad *pixels* raise :class:`InputError`; images that cannot be measured come back
-        ``not measurable`` with the reason.
+        ``orientation`` (:class:`~partus.conventions.DisplayOrientation`): ``auto`` lets the model's
+        orientation head decide per scan; a scan taken as mirrored is mirrored back, measured, and its
+        landmarks mapped back with their anatomical identity. Bad *pixels* raise :class:`InputError`;
+        images that cannot be measured come back ``not measurable`` with the reason.
         """
-        orientation = parse_enum(Orientation, orientation, "orientation")
+        orientation = parse_enum(DisplayOrientation, orientation, "orientation")
         hsd_method = parse_enum(HSDMethod, hsd_method, "hsd_method")
         _check_batch_size(batch_size)
         spacings = list(pixel_spacing) if pixel_spacing is not None else [None] * len(images)
         if len(spacings) != len(images):
             raise InputError("pixel_spacing", f"{len(spacings)} spacings for {len(images)} images")
         grays = [as_gray_uint8(im, f"image {i}") for i, im in enumerate(images)]
-        opts = {"orientation": orientation, "hsd_method": hsd_method}
         results: list[Prediction | None] = [None] * len(grays)
         todo = []
         for i, g in enumerate(grays):
@@ -190,19 +232,47 @@ class Predictor:
             if reason is None:
                 todo.append(i)
             else:
-                meta = {"hsd_unit": "px" if spacings[i] is None else "mm", **opts}
+                meta = {"hsd_unit": "px" if spacings[i] is None else "mm", "hsd_method": hsd_method}
                 results[i] = Prediction(self._tag(Measurement.not_measurable(reason, **meta), None), None, g)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             x = to_input(np.stack([resize_image(grays[i], self.size) for i in chunk]))
             outs = [m(x, self.tta_flip) for m in self.models]
+            p_mirror, flip, source = self._orientation(outs, len(chunk), orientation)
+            if flip.any():  # canonicalise: mirrored scans are measured in the usual display
+                idx = np.flatnonzero(flip)
+                again = [m(np.ascontiguousarray(x[idx][..., ::-1]), self.tta_flip) for m in self.models]
+                for o, a in zip(outs, again, strict=True):
+                    for name in o:
+                        o[name] = o[name].copy()
+                        o[name][idx] = a[name]
             for j, i in enumerate(chunk):
-                results[i] = self._finish(grays[i], [o[j] for o in outs], spacings[i], opts)
+                info = {"display": "mirrored" if flip[j] else "standard", "decided_by": source,
+                        "p_mirrored": None if p_mirror is None else round(float(p_mirror[j]), 4)}  # fmt: skip
+                per_image = [{name: arr[j] for name, arr in o.items()} for o in outs]
+                results[i] = self._finish(grays[i], per_image, spacings[i], hsd_method, info)
         return results  # type: ignore[return-value]
 
-    def _finish(self, gray: np.ndarray, outs: list[np.ndarray], spacing, opts: dict) -> Prediction:
-        size = gray.shape
-        seg = [o for m, o in zip(self.models, outs, strict=True) if m.kind == "segmentation"]
+    def _orientation(
+        self, outs: list[dict[str, np.ndarray]], n: int, orientation: DisplayOrientation
+    ) -> tuple[np.ndarray | None, np.ndarray, str]:
+        """P(mirrored) per image (None without an orientation head), the flip decision, and its source."""
+        probs = [p for m, o in zip(self.models, outs, strict=True) if (p := m.p_mirrored(o)) is not None]
+        p_mirror = np.mean(probs, axis=0) if probs else None
+        if orientation != DisplayOrientation.AUTO:
+            return p_mirror, np.full(n, orientation == DisplayOrientation.MIRRORED), "given"
+        if p_mirror is None:
+            return None, np.zeros(n, bool), "assumed standard (the model has no orientation head)"
+        return p_mirror, p_mirror > self.limits.mirror_threshold, "orientation head"
+
+    def _finish(
+        self, gray: np.ndarray, outs: list[dict[str, np.ndarray]], spacing, hsd_method, info: dict
+    ) -> Prediction:
+        mirrored = info["display"] == "mirrored"
+        canon = np.ascontiguousarray(gray[:, ::-1]) if mirrored else gray
+        size = canon.shape
+        opts = {"orientation": Orientation.STANDARD, "hsd_method": hsd_method}
+        seg = [outs[i][name] for i, name, kind in self.members if kind == "segmentation"]
         points, confs, lab, contour, seg_result = [], [], None, None, None
         if seg:
             probs = np.mean(seg, axis=0)
@@ -212,19 +282,19 @@ class Predictor:
             conf_ps, conf_fh = (
                 float(probs[c][grid_lab == c].mean()) if (grid_lab == c).any() else 0.0 for c in (PS, FH)
             )
-            seg_ids = "+".join(m.id for m in self.models if m.kind == "segmentation")
+            seg_ids = "+".join(self._label(i, name) for i, name, kind in self.members if kind == "segmentation")
             confs.append((seg_ids, "segmentation", np.array([conf_ps, conf_ps, conf_fh])))
             if (lab == FH).any():
                 contour = largest_contour(lab == FH)
-            if seg_result.landmarks is not None and seg_result.ok:
-                points.append(seg_result.landmarks.to_array())
-        for m, o in zip(self.models, outs, strict=True):
-            if m.kind != "segmentation":
-                p, c = m.landmarks(o, size)
+            if seg_result.landmarks is not None and seg_result.ok:  # once per segmentation member: every
+                points += [seg_result.landmarks.to_array()] * len(seg)  # member's head weighs the same
+        for i, name, kind in self.members:
+            if kind != "segmentation":
+                p, c = self.models[i].landmarks(outs[i][name], size, kind)
                 points.append(p)
-                confs.append((m.id, m.kind, c))
+                confs.append((self._label(i, name), kind, c))
         spread = None
-        if seg_result is not None and (not seg_result.ok or len(self.models) == 1):
+        if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
         else:
             result = measure_landmarks(np.mean(points, axis=0), fh_contour=contour, pixel_spacing=spacing, **opts)
@@ -233,13 +303,21 @@ class Predictor:
                 spread = float(max(aops) - min(aops))
         result = check_measurement(
             result, size, [(kind, c) for _, kind, c in confs], self.limits,
-            aop_spread=spread, gray=gray, label_map=lab,
+            aop_spread=spread, gray=canon, label_map=lab,
         )  # fmt: skip
-        extras: dict[str, Any] = {"confidence": _named(confs[0][2])}
-        if len(self.models) > 1:
+        if mirrored:  # back to the scan as displayed; landmarks keep their anatomical identity
+            result = _mirror_measurement(result, gray.shape[1])
+            lab = None if lab is None else np.ascontiguousarray(lab[:, ::-1])
+        result = replace(result, orientation=Orientation.MIRRORED if mirrored else Orientation.STANDARD)
+        extras: dict[str, Any] = {"confidence": _named(confs[0][2]), "orientation": info}
+        if len(self.members) > 1:
             extras["member_confidence"] = {label: _named(c) for label, _, c in confs}
             extras["aop_spread_deg"] = None if spread is None else round(spread, 3)
         return Prediction(self._tag(result, extras), lab, gray)
+
+    def _label(self, i: int, name: str) -> str:
+        m = self.models[i]
+        return m.id if name == "output" else f"{m.id}:{name}"
 
     def _tag(self, m: Measurement, extras: dict | None) -> Measurement:
         return replace(m, extras={**m.extras, "confidence": None, **(extras or {}), "model": self.id})

@@ -1,0 +1,100 @@
+"""Shared pieces of the ``partus`` command line: consoles, exit codes, input expansion, progress bars,
+number formatting, the measurement table and the model options of measure/predict/submission/serve."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _expand(paths: Iterable[Path], suffixes: tuple[str, ...]) -> list[Path]:
+    """Files as given, and the matching files inside given folders (sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(suffixes))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise _usage(f"{p}: no such file or folder")
+    if not files:
+        raise _usage(f"no input files found (looked for {', '.join(suffixes)})")
+    return files
+
+
+def _progress(items, description: str, quiet: bool, total: int | None = None):
+    """``items`` with a progress bar on stderr when there are 20 or more (``total`` for iterators)."""
+    total = len(items) if total is None else total
+    if quiet or total < 20:
+        return items
+    from rich.progress import track
+
+    return track(items, description=description, total=total, console=err, transient=True)
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _mirrored_display(m) -> bool:
+    """Whether a model-based measurement was taken as a mirrored display (``extras["orientation"]``)."""
+    info = (m.extras or {}).get("orientation")
+    return isinstance(info, dict) and info.get("display") == "mirrored"
+
+
+def _print_measurements(records, as_json: bool) -> None:
+    if as_json:
+        data = [{"file": str(p), **m.as_dict()} for p, m in records]
+        out.print_json(json.dumps(data, allow_nan=False))
+        return
+    table = Table(title=f"{len(records)} measurement(s)", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
+    mirrored = [_mirrored_display(m) for _, m in records]
+    cols = ("file", "PS1 x, y", "PS2 x, y", "FH1 x, y", "AoP °", "HSD") + ("display",) * any(mirrored) + ("status",)
+    for col in cols:
+        right = col in ("AoP °", "HSD")
+        table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
+    for (p, m), mirror in zip(records, mirrored, strict=True):
+        pts = ["-"] * 3 if m.landmarks is None else [f"{x:.1f}, {y:.1f}" for x, y in m.landmarks.to_array()]
+        status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {escape(m.reason)}"
+        display = ("[cyan]mirrored[/cyan]" if mirror else "standard",) * any(mirrored)  # only when one is mirrored
+        table.add_row(escape(p.name), *pts, _fmt(m.aop, 1), f"{_fmt(m.hsd, 1)} {m.hsd_unit}", *display, status)
+    out.print(table)
+
+
+ModelOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--model", help="Exported .onnx model(s); several make an ensemble. Default: bundled."),
+]
+TtaOpt = Annotated[
+    bool,
+    typer.Option("--tta", help="Average with the mirrored image (flip TTA). Hurts the bundled models: see the card."),
+]
+
+
+def _predictor(models: list[Path] | None, tta: bool):
+    from ..errors import InputError
+    from ..predict import Predictor
+
+    try:
+        return Predictor(models or None, tta_flip=tta)
+    except InputError as exc:
+        raise _usage(str(exc)) from None
