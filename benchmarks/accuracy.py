@@ -86,31 +86,122 @@ def _imagenet_section(runs: Path, kept: Path) -> list[str]:
     return lines
 
 
-def _ensemble_section() -> list[str]:
-    """The shipped ensemble's grouped CV through the ONNX inference path (scripts/ship_model.py)."""
-    import json
+#: AoP MAE on the 700 unseen scans (FH-PS-AoP 2023 final test) reported by the maintainers for a model of
+#: each config trained on all of psfhs-dev (issue "Generalisation", ../shared/design/FINDINGS.md).
+UNSEEN_AOP = {"seg_unet": 9.19, "heatmap_unet": 9.88, "dsnt": 9.12, "mobilenet_seg_imagenet": 7.69}
+CANDIDATES = {  # sweep job -> what it is (scripts/sweep.py PLAN)
+    "mt_strong_blocks": "multitask, strong augmentation (= configs/multitask.yaml, shipped)",
+    "mt_blocks": "multitask, the single-task configs' augmentation",
+    "mt_strong_balanced_blocks": "multitask, strong aug. + AoP-band balanced sampling, 40 epochs",
+    "mt_strong_f16_blocks": "multitask, strong aug., decoder width 16",
+    "mobilenet_seg_imagenet_blocks": "mobilenet_seg_imagenet (segmentation only)",
+    "seg_unet_blocks": "seg_unet", "heatmap_unet_blocks": "heatmap_unet", "dsnt_blocks": "dsnt",
+}  # fmt: skip
+
+
+def _load(name: str) -> dict:
+    path = REPO / "benchmarks" / "cv" / name
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _shift_sections() -> list[str]:
+    """Split protocols against the unseen-scan figures, and the candidates of the default model."""
+    common, fold0 = _load("shift_sweep_gpu.json"), _load("shift_sweep_gpu_fold0.json")
+    if not common:
+        return []
+    lines = [
+        "",
+        "## Shift-aware evaluation: which split protocol predicts unseen scans?",
+        "",
+        "Grouped CV said AoP MAE ~5° where 700 unseen scans of other patients gave 8–10° (issue",
+        '"Generalisation"). Two protocols, same configs, with the shift-aware report of every fold',
+        "(`partus.robustness`: the acquisition-shift suite of `partus.data.shift` and mirrored copies with",
+        "anatomical labels): **grouped** (near-duplicate clusters shuffled into folds) and **blocks**",
+        "(`train.split: blocks`, contiguous scan-id blocks: whole sessions held out). Trained on one H200 by",
+        "`python scripts/sweep.py` (13 jobs at once; 30 epochs, validation every 3); the device time ran out",
+        "before every fold finished, so each pair is compared on the folds both protocols finished",
+        "(`python benchmarks/shift_sweep.py --runs runs/sweep_gpu --common`).",
+        "",
+        "| config | unseen scans AoP MAE ° | folds | grouped: plain / shift-suite AoP MAE ° | blocks: plain / shift-suite ° |",
+        "|---|---|---|---|---|",
+    ]
+    for cfg, unseen in UNSEEN_AOP.items():
+        g, b = common.get(f"{cfg}_grouped"), common.get(f"{cfg}_blocks")
+        if not g or not b:
+            continue
+        lines.append(f"| `{cfg}` | {unseen:.2f} | {', '.join(map(str, g['folds']))} | "
+                     f"{_f(g['plain']['aop_mae'])} / {_f(g['shift_mean']['aop_mae'])} | "
+                     f"{_f(b['plain']['aop_mae'])} / {_f(b['shift_mean']['aop_mae'])} |")  # fmt: skip
+    lines += [
+        "",
+        "Grouped folds are 2.3–4.7° more optimistic than the unseen scans for every family; blocks are",
+        "within 1.1–2.5° of them, and the blocks' shift-suite mean within 0.1–1.6° (mean |difference| 0.9°),",
+        "so **blocks + shift suite is how partus chooses models** (`configs/multitask.yaml`). Neither",
+        "protocol reproduces the unseen *ranking* of the single-task families (their unseen figures differ by",
+        "<1° except the ImageNet MobileNet, and 2–3 folds are a small sample). The blocks also separate labour",
+        "stages: block 4 (ids 04275–04401) holds 62 of the 64 scans with AoP < 90°, so a model validated on it",
+        "has seen almost no early-labour scan, the hardest case of the unseen set.",
+    ]
+    if fold0:
+        lines += [
+            "",
+            "### Candidates for the default model (blocks, fold 0: 523 training, 135 held-out scans)",
+            "",
+            "Mirrored: the held-out scans mirrored (a display preset), measured with default options (multitask:",
+            "the orientation head decides; others: as displayed). AoP MAE ° by ground-truth band on plain scans.",
+            "",
+            "| candidate | plain AoP MAE ° | MRE px | shift-suite AoP MAE ° (worst) | mirrored AoP MAE ° | 90–110 / 110–130 / ≥130 ° |",
+            "|---|---|---|---|---|---|",
+        ]
+        for job, label in CANDIDATES.items():
+            r = fold0.get(job)
+            if not r:
+                continue
+            bands = " / ".join(_f(b["mae"]) for b in r["plain"]["bands"][1:])
+            lines.append(f"| {label} | {_f(r['plain']['aop_mae'])} | {_f(r['plain']['mre'])} | "
+                         f"{_f(r['shift_mean']['aop_mae'])} ({r['shift_mean']['worst']}) | "
+                         f"{_f(r['mirrored']['aop_mae'])} | {bands} |")  # fmt: skip
+        lines += [
+            "",
+            "One fold decides little. The multitask network with strong augmentation had the best plain figure",
+            "and is the only candidate that measures a mirrored display right without being told; on the shift",
+            "suite it is level with the single-task networks (8.35–9.31°). Strong augmentation is what holds up",
+            "under gain and gamma shifts (10.2 -> 8.8° shift-suite mean); a wider decoder and AoP-band balanced",
+            "sampling did not help. The worst shift of most models is the changed fan/background.",
+            "",
+            "**Run-to-run noise is as large as these differences.** The same config trained again on the CPU (the",
+            "shipped model's CV below) gives 8.35° on fold 0, not 6.53°. Over folds 0–2, the folds the single-task",
+            "families finished, the shipped config gives 8.36° plain / 9.10° shift suite / 8.36° mirrored (CPU",
+            "runs, ONNX path) against 7.4–7.8° / 8.6–9.3° / 30–45° for the single-task families (H200 runs,",
+            "torch path). The multitask network was chosen for the mirrored displays, one network instead of",
+            "three (13.8 MB, one pass) and parity on the shift suite, not for a plain-accuracy win.",
+        ]
+    return lines
+
+
+def _shipped_section() -> list[str]:
+    """The shipped model's shift-aware blocks CV through the ONNX inference path (scripts/ship_model.py)."""
+    from partus.robustness import markdown_tables
 
     path = REPO / "src" / "partus" / "weights" / "heldout_onnx.json"
     if not path.is_file():
         return []
-    e = json.loads(path.read_text())["heldout"]["ensemble"]
-    pl = e["per_landmark"]
+    h = json.loads(path.read_text())["heldout"]
+    if "plain" not in h:
+        return []
     return [
         "",
-        "## The shipped model: ensemble of the segmentation U-Net, heatmap U-Net and DSNT",
+        f"## The shipped model: shift-aware blocks CV through the ONNX path (folds {h['folds']})",
         "",
-        "Coordinate averaging (paper 1, eq. 4) of the heatmap U-Net, DSNT and segmentation U-Net rows above,",
-        "evaluated on the same folds by exporting every fold's checkpoints to ONNX and running the shipped",
-        "`partus.predict` path (`python scripts/ship_model.py`; details in `src/partus/weights/MODEL_CARD.md`).",
-        "Adding the TransUNet as a fourth member would give MRE 4.78 px / AoP MAE 4.94° on the out-of-fold",
-        "predictions (a 0.07° gain for 7 MB and ~4 ms more per image); not shipped.",
+        "`python scripts/ship_model.py` runs every fold's last checkpoint, exported to ONNX, through the shipped",
+        "`partus.predict` path with the shipped verdict limits (details: `src/partus/weights/MODEL_CARD.md`).",
         "",
-        "| model | MRE px | PS1 / PS2 / FH1 px | SDR@5 / @10 % | AoP MAE / median ° | HSD MAE px | not measurable |",
-        "|---|---|---|---|---|---|---|",
-        f"| shipped ensemble | {_f(e['mre'])} | {_f(pl['PS1'])} / {_f(pl['PS2'])} / {_f(pl['FH1'])} | "
-        f"{_f(100 * e['sdr5'], 1)} / {_f(100 * e['sdr10'], 1)} | {_f(e['aop_mae'])} / {_f(e['aop_median'])} | "
-        f"{_f(e['hsd_mae'])} | {e['not_measurable']} |",
-    ]  # the 4-member figures: mean of the four runs/*/cv/predictions.csv, evaluated with partus.evaluate
+        markdown_tables(h).rstrip(),
+        "",
+        f"HSD MAE {_f(h['hsd_mae'])} px. Non-intrapartum proxies refused: "
+        + ", ".join(f"{k} {100 * v:.0f} %" for k, v in h["negatives_refused"].items())
+        + ".",
+    ]
 
 
 def main() -> None:
@@ -146,7 +237,7 @@ def main() -> None:
     lines = [
         "# Cross-validated accuracy on psfhs-dev",
         "",
-        "Grouped 5-fold cross-validation on the 658 real PSFHS images of `../shared/data/psfhs-dev` (256x256),",
+        "Grouped 5-fold cross-validation (plain, no shifts) on the 658 real PSFHS images of `../shared/data/psfhs-dev` (256x256),",
         "folds grouped by `near_dup_cluster` (frames of one video never straddle train and validation).",
         "Every number is computed on out-of-fold predictions mapped back to the original 256-px pixels,",
         "with the official definitions (`docs/conventions.md`). Trained on this project's 2-core CPU.",
@@ -161,7 +252,8 @@ def main() -> None:
         "HSD needs the fetal-head contour, which only the segmentation family predicts (n/a for landmark-only",
         "models). Annotation variability in this data is ~5–6° AoP and ~4–5 px (docs/conventions.md).",
     ]
-    lines += _ensemble_section()
+    lines += _shift_sections()
+    lines += _shipped_section()
     lines += _imagenet_section(args.runs, kept)
     if pending:
         lines += ["", "## Not run yet", "", *pending]

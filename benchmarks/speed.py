@@ -1,12 +1,18 @@
-"""Inference speed and memory of the shipped model on this machine (targets from issue 4).
+"""Inference speed, size and memory of the shipped model on this machine, against the organisers' baseline.
 
-    python benchmarks/speed.py [--model M.onnx] [--repeat 50] [--folder-images 300]
+    python benchmarks/speed.py [--model M.onnx ...] [--repeat 50] [--folder-images 300] [--baseline-repeat 3]
 
-Prints: model load time (in a fresh process: import + ONNX Runtime session), end-to-end ms/image of
-``Predictor.measure`` at 256x256 and 512x512 (resize, ONNX Runtime, upsampling, mask clean-up, landmark
-rule, AoP/HSD, verdict), folder throughput of ``partus predict`` (reading PNGs, batched inference, CSV),
-ONNX Runtime vs torch eager on the same network, and peak resident memory of each process.
-Targets: <= 25 ms/image at 256x256, >= 40 images/s for a folder, model load <= 1 s.
+Prints: the model's size on disk (sum of its ONNX files, MB = 10**6 bytes), model load time (in a fresh
+process: import + ONNX Runtime session), end-to-end ms/image of ``Predictor.measure`` at 256x256 and
+512x512 (resize, ONNX Runtime, upsampling, mask clean-up, landmark rule, AoP/HSD, verdict; median of
+``--repeat``), folder throughput of ``partus predict`` (reading PNGs, batched inference, CSV), ONNX
+Runtime vs torch eager on the same network, peak resident memory of each process, and the IUGC 2025
+organisers' baseline (plain 64-1024-channel U-Net, 1x512x512 input, see ``baseline_unet.py``) timed in
+the same run as they run it (torch eager, CPU, batch 1, mean of ``--baseline-repeat`` passes after 2
+warm-up passes) with its parameter count and the speed-up baseline_ms / measure() ms at 256x256.
+The last line is the same figures as one JSON object.
+Targets: <= 15 ms/image at 256x256, >= 200x faster than the baseline, model <= 30 MB on disk,
+>= 40 images/s for a folder, model load <= 1 s.
 """
 
 from __future__ import annotations
@@ -91,6 +97,19 @@ print(json.dumps(out))
 """
 
 
+def model_mb(model: list[str]) -> float:
+    """Size on disk of the model's ONNX files, in MB (10**6 bytes)."""
+    return sum(Path(m).stat().st_size for m in model) / 1e6
+
+
+def baseline(repeat: int) -> dict:
+    """Time the organisers' baseline U-Net in a fresh process (see ``baseline_unet.py``)."""
+    script = Path(__file__).with_name("baseline_unet.py")
+    cmd = [sys.executable, str(script), "--repeat", str(repeat), "--warmup", "2", "--size", "512"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def folder_throughput(model: list[str], n: int) -> dict:
     import cv2
 
@@ -119,33 +138,54 @@ def main() -> None:
     ap.add_argument("--model", nargs="*", default=[], help="ONNX model(s) (default: the bundled ensemble)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--folder-images", type=int, default=300)
+    ap.add_argument("--baseline-repeat", type=int, default=3, help="timed passes of the baseline U-Net (mean)")
     args = ap.parse_args()
+    if args.repeat < 1 or args.folder_images < 1 or args.baseline_repeat < 1:
+        ap.error("--repeat, --folder-images and --baseline-repeat must be >= 1")
     from partus.predict import DEFAULT_MODELS
 
     model = args.model or [str(p) for p in DEFAULT_MODELS]
+    summary: dict = {"cpu_count": os.cpu_count(), "model": model}
     print(f"partus inference speed on {os.cpu_count()} CPU core(s); model {model}")
+    mb = summary["model_mb"] = model_mb(model)
+    print(f"model size on disk: {mb:.1f} MB in {len(model)} ONNX file(s)   (target: <= 30 MB)")
     load = min((_child(LOAD.format(model=model)) for _ in range(3)), key=lambda d: d["import_s"] + d["session_s"])
     total = load["import_s"] + load["session_s"]
+    summary["load_s"], summary["load_rss_mib"] = total, load["rss_mib"]
     print(f"model load (fresh process): import {load['import_s']:.2f} s + session {load['session_s']:.3f} s "
           f"= {total:.2f} s (target <= 1 s); peak RSS {load['rss_mib']:.0f} MiB")  # fmt: skip
     sample = str(sorted(SAMPLES.glob("*.png"))[0])
     ms = _child(MEASURE.format(model=model, repeat=args.repeat), sample)
     for size in ("256", "512"):
         d = ms[size]
-        target = "   (target <= 25 ms)" if size == "256" else ""
+        target = "   (target: <= 15 ms/image at 256x256)" if size == "256" else ""
+        summary[f"measure_ms_{size}"], summary[f"measure_p95_ms_{size}"] = d["median_ms"], d["p95_ms"]
         print(f"measure() end-to-end at {size}x{size}: median {d['median_ms']:.1f} ms, "
               f"p95 {d['p95_ms']:.1f} ms{target}")  # fmt: skip
     print(f"  peak RSS of that process: {ms['rss_mib']:.0f} MiB")
+    summary["measure_rss_mib"] = ms["rss_mib"]
     fold = folder_throughput(model, args.folder_images)
+    summary["folder_images_per_s"], summary["folder_rss_mib"] = fold["images_per_s"], fold["rss_mib"]
     print(f"partus predict on a folder of {fold['images']} PNGs: {fold['images_per_s']:.1f} images/s "
           f"({fold['wall_s']:.1f} s incl. start-up; target >= 40); peak RSS {fold['rss_mib']:.0f} MiB")  # fmt: skip
     try:
-        for tv in _child(TORCH.format(model=model, repeat=args.repeat)):
+        tvs = summary["torch_vs_onnxruntime"] = _child(TORCH.format(model=model, repeat=args.repeat))
+        for tv in tvs:
             ratio = tv["torch_eager_ms"] / tv["onnxruntime_ms"]
             print(f"{tv['model']} alone, batch 1 at {tv['input']} px: ONNX Runtime {tv['onnxruntime_ms']:.2f} ms vs "
                   f"torch eager {tv['torch_eager_ms']:.2f} ms ({ratio:.1f}x)")  # fmt: skip
+        base = baseline(args.baseline_repeat)
     except subprocess.CalledProcessError as exc:  # torch is a training extra; inference does not need it
-        print(f"torch comparison skipped (torch not importable: {exc.stderr.strip().splitlines()[-1]})")
+        print(f"torch comparison and baseline skipped (torch failed: {exc.stderr.strip().splitlines()[-1]})")
+    else:
+        speedup = base["ms"] / ms["256"]["median_ms"]
+        summary.update(baseline_ms=base["ms"], baseline_params=base["params"], speedup_vs_baseline=speedup)
+        print(f"organisers' baseline U-Net (64-1024 channels, {base['params'] / 1e6:.2f} M parameters = "
+              f"{base['params']:,}), torch eager CPU, batch 1, {base['size']}x{base['size']}, "
+              f"{base['threads']} thread(s): mean {base['ms']:.0f} ms/image over {base['repeat']} run(s)")  # fmt: skip
+        print(f"speed-up vs baseline: {base['ms']:.0f} ms / {ms['256']['median_ms']:.1f} ms "
+              f"(median measure() at 256x256) = {speedup:.0f}x faster   (target: >= 200x faster)")  # fmt: skip
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -44,17 +44,22 @@ def test_bundled_model_is_shipped_and_small():
     assert all(p.is_file() for p in DEFAULT_MODELS)
     assert sum(p.stat().st_size for p in DEFAULT_MODELS) <= 30 * 2**20
     assert (DEFAULT_MODELS[0].parent / "MODEL_CARD.md").is_file()
-    assert [m.kind for m in load_model().models] == ["segmentation", "heatmap", "dsnt"]
+    model = load_model()
+    assert [m.kind for m in model.models] == ["multitask"]
+    assert [kind for _, _, kind in model.members] == ["segmentation", "heatmap", "dsnt"]
+    assert model.has_orientation and model.has_masks
 
 
 def test_measures_bundled_samples_close_to_ground_truth(predictor, truth):
-    """Cross-validated AoP error is 5.9 deg on average with 95 % limits of +-15.6 deg (model card)."""
+    """Sanity on the bundled (training) samples; the held-out figures are in the model card (blocks CV:
+    AoP MAE ~8 deg, FH1 the least precise landmark, as it slides along the head contour)."""
     aop_errors = []
     for name in NAMES:
         m = partus.measure(SAMPLES / "images" / f"{name}.png")
         gt = truth[f"{name}.png"]
         assert m.status == Status.OK, m.reason
-        assert np.linalg.norm(m.landmarks.to_array() - gt, axis=1).max() < 12
+        err = np.linalg.norm(m.landmarks.to_array() - gt, axis=1)
+        assert err[:2].max() < 12 and err[2] < 20, err
         aop_errors.append(abs(m.aop - angle_of_progression(*gt)))
         assert m.hsd_unit == "px" and 5 < m.hsd < 100
         assert set(m.extras["confidence"]) == {"PS1", "PS2", "FH1"}
@@ -210,35 +215,44 @@ def test_multi_frame_input_points_to_the_clip_api(predictor):
     assert all(p.measurement.ok for _, p in got)
 
 
-def test_ensemble_averages_the_members_coordinates(predictor):
-    """Paper 1, eq. 4: the shipped ensemble's landmarks are the mean of its members' landmarks."""
+def test_the_heads_are_fused_like_ensemble_members(predictor):
+    """Paper 1, eq. 4: the multitask heads' landmarks are averaged; their AoP spread and confidences are
+    reported per head, and an ensemble of two copies of the model gives the same answer."""
     img = _image("04050")
-    members = [Predictor(p).measure(img) for p in DEFAULT_MODELS]
-    both = predictor.measure(img)
-    mean = np.mean([m.landmarks.to_array() for m in members], axis=0)
-    assert np.allclose(both.landmarks.to_array(), mean)
-    assert both.aop == pytest.approx(angle_of_progression(*mean))
-    aops = [m.aop for m in members]
-    assert both.extras["aop_spread_deg"] == pytest.approx(max(aops) - min(aops), abs=1e-3)
-    assert set(both.extras["member_confidence"]) == {m.id for m in predictor.models}
-    assert both.hsd_unit == "px" and math.isfinite(both.hsd)  # from the segmented head contour
+    one = predictor.measure(img)
+    model_id = predictor.models[0].id
+    assert set(one.extras["member_confidence"]) == {f"{model_id}:{h}" for h in ("seg", "heatmap", "dsnt")}
+    assert 0 <= one.extras["aop_spread_deg"] < 30
+    assert one.hsd_unit == "px" and math.isfinite(one.hsd)  # from the segmented head contour
+    twice = Predictor([DEFAULT_MODELS[0], DEFAULT_MODELS[0]]).measure(img)
+    assert np.allclose(twice.landmarks.to_array(), one.landmarks.to_array())
+    assert twice.aop == pytest.approx(one.aop)
 
 
-def test_flip_tta_and_a_repeated_member_agree_with_plain_inference():
-    img = _image("04200")
-    single = Predictor(DEFAULT_MODELS[0])
-    base = single.measure(img)
-    same = Predictor([DEFAULT_MODELS[0], DEFAULT_MODELS[0]]).measure(img)
-    assert np.allclose(same.landmarks.to_array(), base.landmarks.to_array())
-    # The models never saw flipped scans (a flip makes a mirrored scan), so TTA moves landmarks by a few
-    # px and may lower confidence; the model card reports its held-out effect.
-    for p in (Predictor(DEFAULT_MODELS[0], tta_flip=True), Predictor(tta_flip=True)):
-        tta = p.measure(img)
-        assert np.abs(tta.landmarks.to_array() - predictor_landmarks(p.models, img)).max() < 15
+def test_orientation_auto_measures_a_mirrored_display_anatomically(predictor):
+    """A mirrored display is detected, mirrored back and measured: the landmarks are the mirror image of
+    the unmirrored scan's (identities kept) and the AoP is unchanged; ordinary scans are not flipped."""
+    for name in NAMES:
+        img = _image(name)
+        plain = predictor.measure(img)
+        assert plain.extras["orientation"]["display"] == "standard"
+        assert plain.extras["orientation"]["decided_by"] == "orientation head"
+        assert plain.extras["orientation"]["p_mirrored"] < 0.5
+        mirrored = predictor.measure(np.ascontiguousarray(img[:, ::-1]))
+        assert mirrored.extras["orientation"]["display"] == "mirrored", name
+        assert mirrored.orientation == "mirrored"
+        expect = plain.landmarks.to_array()
+        expect[:, 0] = img.shape[1] - 1 - expect[:, 0]
+        assert np.allclose(mirrored.landmarks.to_array(), expect, atol=1e-6)
+        assert mirrored.aop == pytest.approx(plain.aop, abs=1e-9)
+        told = predictor.measure(np.ascontiguousarray(img[:, ::-1]), orientation="mirrored")
+        assert told.extras["orientation"]["decided_by"] == "given"
+        assert np.allclose(told.landmarks.to_array(), expect, atol=1e-6)
 
 
-def predictor_landmarks(models, img) -> np.ndarray:
-    return Predictor([m.path for m in models]).measure(img).landmarks.to_array()
+def test_flip_tta_is_refused_for_multitask_models():
+    with pytest.raises(InputError, match="multitask"):
+        Predictor(tta_flip=True)
 
 
 def test_batches_give_the_same_results_as_single_images(predictor):
@@ -268,21 +282,26 @@ def _m(points, aop=None) -> Measurement:
 
 
 def test_quality_rules_reject_each_implausible_case():
+    lim = QualityLimits(min_confidence=0.9, min_peak=0.3, min_dsnt_mass=0.2, max_aop_spread=30.0)
     good = _m([[150, 40], [90, 60], [200, 120]])
     seg = [("segmentation", np.array([0.97, 0.97, 0.95]))]
-    assert check_measurement(good, (256, 256), seg) is good
-    low = check_measurement(good, (256, 256), [("segmentation", np.array([0.97, 0.97, 0.4]))])
+    assert check_measurement(good, (256, 256), seg, lim) is good
+    low = check_measurement(good, (256, 256), [("segmentation", np.array([0.97, 0.97, 0.4]))], lim)
     assert low.status == Status.NOT_MEASURABLE and "FH1 0.40" in low.reason and low.aop == good.aop
     peaks = [*seg, ("heatmap", np.array([0.6, 0.5, 0.35]))]  # heatmap peaks have their own, lower floor
-    assert check_measurement(good, (256, 256), peaks) is good
-    weak = check_measurement(good, (256, 256), [*seg, ("heatmap", np.array([0.6, 0.1, 0.35]))])
-    assert "low heatmap model confidence (PS2 0.10" in weak.reason
-    short = check_measurement(_m([[150, 40], [146, 41], [200, 120]]), (256, 256), seg)
+    assert check_measurement(good, (256, 256), peaks, lim) is good
+    weak = check_measurement(good, (256, 256), [*seg, ("heatmap", np.array([0.6, 0.1, 0.35]))], lim)
+    assert "low heatmap model confidence (PS2 0.10 < 0.3)" in weak.reason
+    mass = [*seg, ("dsnt", np.array([0.25, 0.25, 0.25]))]  # DSNT mass has a floor of its own
+    assert check_measurement(good, (256, 256), mass, lim) is good
+    thin = check_measurement(good, (256, 256), [*seg, ("dsnt", np.array([0.25, 0.15, 0.25]))], lim)
+    assert "low dsnt model confidence (PS2 0.15 < 0.2)" in thin.reason
+    short = check_measurement(_m([[150, 40], [146, 41], [200, 120]]), (256, 256), seg, lim)
     assert "symphysis length" in short.reason
-    flat = check_measurement(_m([[150, 40], [90, 60], [60, 90]]), (256, 256), seg)
+    flat = check_measurement(_m([[150, 40], [90, 60], [60, 90]]), (256, 256), seg, lim)
     assert flat.aop < 45 and "implausible AoP" in flat.reason
-    nan_conf = check_measurement(good, (256, 256), [("segmentation", np.array([np.nan, 0.97, 0.97]))])
+    nan_conf = check_measurement(good, (256, 256), [("segmentation", np.array([np.nan, 0.97, 0.97]))], lim)
     assert "PS1" in nan_conf.reason
-    assert check_measurement(good, (256, 256), seg, aop_spread=29.0) is good
-    assert "disagree on the AoP by 35.0" in check_measurement(good, (256, 256), seg, aop_spread=35.0).reason
+    assert check_measurement(good, (256, 256), seg, lim, aop_spread=29.0) is good
+    assert "disagree on the AoP by 35.0" in check_measurement(good, (256, 256), seg, lim, aop_spread=35.0).reason
     assert check_image(np.zeros((40, 40), np.uint8), QualityLimits(min_side=50)).startswith("image too small")

@@ -92,7 +92,7 @@ class _Model:
 
     def _activated(self, x: np.ndarray) -> dict[str, np.ndarray]:
         raw = dict(zip(self.outputs, self.session.run(None, {"image": x}), strict=True))
-        out = {name: _activate(raw[name].astype(np.float64), kind) for name, kind in self.heads.items()}
+        out = {name: _activate(raw[name].astype(np.float32), kind) for name, kind in self.heads.items()}
         if "cls" in raw:
             out["cls"] = 1.0 / (1.0 + np.exp(-raw["cls"].astype(np.float64)))
         return out
