@@ -22,6 +22,7 @@ import numpy as np
 
 from .data.shift import SHIFTS, apply_shift, mirror
 from .evaluate import aop_errors, point_errors
+from .geometry import angle_of_progression
 
 __all__ = [
     "AOP_BANDS",
@@ -52,10 +53,9 @@ def _r(v: float, nd: int = 3) -> float | None:
 
 def band_table(pred: np.ndarray, gt: np.ndarray) -> list[dict[str, Any]]:
     """AoP MAE and signed bias (pred - gt) per ground-truth AoP band; rows ``{band, n, mae, bias}``."""
-    from .evaluate import _aop_rows
-
     signed = aop_errors(pred, gt)
-    gt_aop = _aop_rows(np.asarray(gt, float))
+    g = np.asarray(gt, float).reshape(-1, 3, 2)
+    gt_aop = angle_of_progression(g[:, 0], g[:, 1], g[:, 2]) if len(g) else np.zeros(0)
     rows = []
     for label, lo, hi in AOP_BANDS:
         sel = (gt_aop >= lo) & (gt_aop < hi) & np.isfinite(signed)
