@@ -11,7 +11,6 @@ from partus.losses import DynamicLossScaler
 from partus.models import MultiTaskNet, create_model, list_models
 from partus.train.inference import predict_oriented
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
