@@ -95,3 +95,19 @@ def test_grid_and_image_coords_are_inverse(pt, gh, gw):
 
     back = to_image_coords(to_grid_coords([pt], (256, 320), (gh, gw)), (gh, gw), (256, 320))
     np.testing.assert_allclose(back, [pt], atol=1e-9)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 5])
+def test_upsampled_labels_equal_per_channel_resize_then_argmax(channels):
+    """The channels-last fast path gives exactly cv2.resize per channel + argmax, ties to the first class."""
+    import cv2
+
+    from partus.decode import upsample_labels
+
+    probs = np.random.default_rng(channels).random((channels, 40, 56)).astype(np.float32)
+    probs[:, :6, :6] = 0.5  # ties
+    ref = np.stack([cv2.resize(c, (112, 80), interpolation=cv2.INTER_LINEAR) for c in probs]).argmax(0)
+    got = upsample_labels(probs, (80, 112))
+    assert got.dtype == np.uint8 and got.shape == (80, 112)
+    assert np.array_equal(got, ref)
+    assert np.array_equal(upsample_labels(probs, (40, 56)), probs.argmax(0))

@@ -185,6 +185,13 @@ def upsample_labels(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Label map at ``size = (H, W)`` from class probabilities ``(C, h, w)``: bilinear upsampling of the
     probabilities, then argmax (smoother contours than upsampling the labels by nearest neighbour)."""
     h, w = size
+    hwc = np.ascontiguousarray(np.moveaxis(probs, 0, -1))  # channels last: one resize, a contiguous argmax
     if probs.shape[1:] != (h, w):
-        probs = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in probs])
-    return probs.argmax(axis=0).astype(np.uint8)
+        hwc = cv2.resize(hwc, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    labels = np.zeros((h, w), np.uint8)  # argmax over channels (first maximum wins), without a slow reduce
+    best = hwc[..., 0].copy()
+    for c in range(1, hwc.shape[-1]):
+        better = hwc[..., c] > best
+        labels[better] = c
+        np.maximum(best, hwc[..., c], out=best)
+    return labels

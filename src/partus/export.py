@@ -122,10 +122,11 @@ def _tuple_outputs(model, names: list[str]):
     return TupleOutputs().eval()
 
 
-def open_model(path: str | Path, *, threads: int = 0) -> tuple[Any, dict[str, Any]]:
+def open_model(path: str | Path, *, threads: int = 0, spinning: bool = False) -> tuple[Any, dict[str, Any]]:
     """An ONNX Runtime CPU session for a partus model and its metadata (no torch).
 
-    ``threads`` sets ONNX Runtime's intra-op threads (0: its default, one per core).
+    ``threads`` sets ONNX Runtime's intra-op threads (0: its default, one per core). ``spinning`` lets
+    idle worker threads spin between runs: faster for a lone session, harmful for several (an ensemble).
 
     Raises
     ------
@@ -141,9 +142,10 @@ def open_model(path: str | Path, *, threads: int = 0) -> tuple[Any, dict[str, An
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.log_severity_level = 3
-    # Idle worker threads must not spin: with several sessions (an ensemble) each pool's spinning threads
-    # steal the cores from the session that runs next (measured: 25.8 -> 14.7 ms for the 3-model ensemble).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # With several sessions (an ensemble) each pool's spinning threads steal the cores from the session that
+    # runs next (measured: 25.8 -> 14.7 ms for the 3-model ensemble without spinning); a lone session gains
+    # from it (the multitask network: ONNX Runtime 7.4 -> 5.8 ms median).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for unreadable files

@@ -60,9 +60,9 @@ class _Model:
     has one per head (``heads``: name -> kind) and image-level ``cls`` logits named by ``cls_names``.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int):
+    def __init__(self, path: str | os.PathLike, threads: int, spinning: bool = False):
         self.path = Path(path)
-        self.session, self.meta = open_model(self.path, threads=threads)
+        self.session, self.meta = open_model(self.path, threads=threads, spinning=spinning)
         self.kind: str = self.meta["kind"]
         self.size: int = int(self.meta["input_size"])
         self.anatomical = self.meta.get("flip_policy") == "anatomical"
@@ -162,6 +162,9 @@ class Predictor:
         ONNX Runtime intra-op threads (0: one per core).
     limits : QualityLimits
         Thresholds of the quality verdict.
+    spinning : bool, optional
+        Let ONNX Runtime's idle threads spin between runs. Default: only for a single model, where it cuts
+        one image's latency (~2 ms); concurrent callers (the web service) and ensembles run faster without.
     """
 
     def __init__(
@@ -171,6 +174,7 @@ class Predictor:
         tta_flip: bool = False,
         threads: int = 0,
         limits: QualityLimits = DEFAULT_LIMITS,
+        spinning: bool | None = None,
     ):
         if models is None:
             missing = [p for p in DEFAULT_MODELS if not p.is_file()]
@@ -181,7 +185,8 @@ class Predictor:
             models = [models]
         if not models:
             raise InputError("models", "no model given")
-        self.models = [_Model(p, threads) for p in models]
+        spin = len(models) == 1 if spinning is None else bool(spinning)
+        self.models = [_Model(p, threads, spinning=spin) for p in models]
         sizes = {m.size for m in self.models}
         if len(sizes) > 1:  # one resize per image; ensembles share the input size
             raise InputError("models", f"ensemble members need one input size, got {sorted(sizes)}")

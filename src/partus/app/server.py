@@ -125,7 +125,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.predictor = predictor or load_model()
+        app.state.predictor = predictor or load_model(spinning=False)  # concurrent requests: no spinning
         yield
 
     app = FastAPI(
