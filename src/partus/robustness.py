@@ -110,7 +110,9 @@ def shift_aware_report(
     Parameters
     ----------
     predict : callable
-        ``images -> (points (N, 3, 2), ok (N,) or None)``; points in the images' own pixels.
+        ``images -> (points (N, 3, 2), ok (N,) or None)``; points in the images' own pixels. It is called
+        on the plain scans first, then on each shift in order, then (unless ``predict_mirrored``) on the
+        mirrored copies.
     images, points
         uint8 scans and their ``(3, 2)`` landmarks (PS1, PS2, FH1).
     predict_mirrored : callable, optional

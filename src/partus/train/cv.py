@@ -117,16 +117,17 @@ def shift_evaluation(module: LandmarkModule, val, indices: list[int], cfg: Confi
     images = [r.image for r in val]
     gt = np.stack([r.points for r in val])
 
+    p_mirror = []  # P(mirrored) of each call; shift_aware_report's first call is the plain scans
+
     def run(imgs, orientation=default):
-        return predict_oriented(model, imgs, orientation=orientation, **kw)[0], None
+        pts, p = predict_oriented(model, imgs, orientation=orientation, **kw)
+        p_mirror.append(p if orientation == "auto" else np.zeros(len(imgs)))
+        return pts, None
 
     rep = shift_aware_report(run, images, gt, seed=cfg.train.seed, indices=indices)
     mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
-    mgt = rep["raw"]["mirrored"][1]
     told_pred = run(mirrored, "mirrored")[0]
-    p_mirror = predict_oriented(model, images, orientation="auto", **kw)[1] if model.kind == "multitask" else (
-        np.zeros(len(images)))  # fmt: skip
-    return rep, (told_pred, mgt, p_mirror)
+    return rep, (told_pred, rep["raw"]["mirrored"][1], p_mirror[0])
 
 
 def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> tuple[dict, tuple]:

@@ -113,10 +113,18 @@ def predict(
     anatomical: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
     """Predict landmarks for uint8 grayscale images of any size (see :func:`outputs_to_landmarks`)."""
+    pts, conf, masks, _ = _predict(model, images, input_size=input_size, batch_size=batch_size, method=method,
+                                   sigma=sigma, tta_flip=tta_flip, anatomical=anatomical)  # fmt: skip
+    return pts, conf, masks
+
+
+def _predict(model, images, *, input_size, batch_size=16, method="dark", sigma=2.0, tta_flip=False, anatomical=False):
+    """:func:`predict`, plus the image-level ``cls`` probabilities ``(N, C)`` of a multitask model (C = 0 else)."""
     model.eval()
-    all_pts, all_conf, all_masks = [], [], []
+    n_cls = len(getattr(model, "cls_names", ())) if model.kind == "multitask" else 0
+    all_pts, all_conf, all_masks, all_cls = [], [], [], []
     if len(images) == 0:
-        return np.zeros((0, 3, 2)), np.zeros((0, 3)), []
+        return np.zeros((0, 3, 2)), np.zeros((0, 3)), [], np.zeros((0, n_cls))
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         t = torch.from_numpy(to_input(np.stack([resize_image(im, input_size) for im in chunk])))
@@ -125,7 +133,8 @@ def predict(
         all_pts.append(p)
         all_conf.append(c)
         all_masks += m
-    return np.concatenate(all_pts), np.concatenate(all_conf), all_masks
+        all_cls.append(out["cls"].float().cpu().numpy() if n_cls else np.zeros((len(chunk), 0)))
+    return np.concatenate(all_pts), np.concatenate(all_conf), all_masks, np.concatenate(all_cls)
 
 
 def ensemble(points: Sequence[np.ndarray]) -> np.ndarray:
@@ -153,23 +162,24 @@ def predict_oriented(
     """
     images = list(images)
     n = len(images)
-    p_mirror = np.zeros(n)
+    pts = None
     if orientation == "auto":
         if model.kind != "multitask" or "mirrored" not in model.cls_names:
             raise ValueError("orientation 'auto' needs a multitask model with a 'mirrored' orientation head")
-        model.eval()
-        for s in range(0, n, 32):
-            x = torch.from_numpy(to_input(np.stack([resize_image(im, kw["input_size"]) for im in images[s : s + 32]])))
-            col = model.cls_names.index("mirrored")
-            p_mirror[s : s + 32] = torch.sigmoid(model(x)["cls"][:, col]).float().cpu().numpy()
+        pts, _, _, cls = _predict(model, images, **kw)  # one pass as displayed gives P(mirrored) too
+        p_mirror = cls[:, model.cls_names.index("mirrored")].astype(float)
         flip = p_mirror > 0.5
     elif orientation in ("standard", "mirrored"):
         flip = np.full(n, orientation == "mirrored")
         p_mirror = flip.astype(float)
+        if orientation == "standard":
+            pts = predict(model, images, **kw)[0]
     else:
         raise ValueError(f"orientation must be 'auto', 'standard' or 'mirrored', got {orientation!r}")
-    canon = [np.ascontiguousarray(im[:, ::-1]) if f else im for im, f in zip(images, flip, strict=True)]
-    pts, _, _ = predict(model, canon, **kw)
-    if flip.any():
-        pts[flip] = _mirror_points(pts[flip], [images[i].shape[1] for i in np.flatnonzero(flip)])
+    if pts is None:
+        pts = np.full((n, 3, 2), np.nan)
+    idx = np.flatnonzero(flip)
+    if idx.size:  # mirrored displays: measured mirrored back, points mapped back (identities kept)
+        again = predict(model, [np.ascontiguousarray(images[i][:, ::-1]) for i in idx], **kw)[0]
+        pts[idx] = _mirror_points(again, [images[i].shape[1] for i in idx])
     return pts, p_mirror
