@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -95,20 +96,24 @@ def collect(cv_dir: Path, folds: list[int]) -> list[dict]:
     return rows
 
 
+def _reason_key(reason: str) -> str:
+    """A verdict's reason without its numbers, for counting."""
+    return re.split(r" by |\d", re.sub(r"\s*\([^)]*\)", "", reason))[0].strip()
+
+
 def flagged(row: dict, limits) -> tuple[bool, str]:
-    """The verdict of ``limits`` on a row collected with the floors off (same checks as partus.quality)."""
+    """The verdict of ``limits`` on a row collected with the floors off: the collected verdict, then
+    :func:`partus.quality.check_measurement` on the stored landmarks, confidences and heads' spread."""
+    from partus.geometry import angle_of_progression
+    from partus.measurement import Landmarks, Measurement
+    from partus.quality import check_measurement
+
     if not row["ok"]:
-        return True, row["reason"].split("(")[0].strip()
-    floors = {"segmentation": limits.min_confidence, "heatmap": limits.min_peak, "dsnt": limits.min_dsnt_mass}
-    for kind, c in row["conf"].items():
-        if not c >= floors[kind]:
-            return True, f"low {kind} model confidence"
-    if row["spread"] is not None and not row["spread"] <= limits.max_aop_spread:
-        return True, "the models disagree on the AoP"
-    lo, hi = limits.ps_length_range  # every scan here is 256 x 256
-    if row["pred"] is not None and not lo <= np.linalg.norm(row["pred"][0] - row["pred"][1]) / 256 <= hi:
-        return True, "implausible symphysis length"
-    return False, ""
+        return True, _reason_key(row["reason"])
+    m = Measurement(Landmarks.from_array(row["pred"]), aop=float(angle_of_progression(*row["pred"])))
+    confs = [(kind, np.array([c])) for kind, c in row["conf"].items()]
+    checked = check_measurement(m, (256, 256), confs, limits, aop_spread=row["spread"])  # psfhs scans: 256 x 256
+    return (False, "") if checked.ok else (True, _reason_key(checked.reason))
 
 
 def figures(rows: list[dict], limits, per_fold: bool = True) -> dict:

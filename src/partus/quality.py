@@ -131,7 +131,8 @@ def check_measurement(
         if low:
             return _reject(m, f"low {kind} model confidence ({', '.join(low)} < {floor:g})")
     if aop_spread is not None and not aop_spread <= limits.max_aop_spread:
-        return _reject(m, f"the ensemble's models disagree on the AoP by {aop_spread:.1f} deg")
+        spread = f"{aop_spread:.1f} deg"
+        return _reject(m, f"the landmark estimates (ensemble members or heads) disagree on the AoP by {spread}")
     pts = m.landmarks.to_array()
     rel = math.dist(pts[0], pts[1]) / min(image_shape[:2])
     lo, hi = limits.ps_length_range
