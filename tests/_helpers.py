@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, generate_uid
+
+SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "src" / "partus" / "samples" / "psfhs" / "images"
 
 
 def make_dicom(path, pixels, *, photometric="MONOCHROME2", frames=None, **tags):
@@ -32,3 +37,21 @@ def make_dicom(path, pixels, *, photometric="MONOCHROME2", frames=None, **tags):
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def sample_frames() -> list[np.ndarray]:
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(SAMPLE_IMAGES.glob("*.png"))]
+
+
+def write_sample_video(path: Path, n: int, fourcc: str = "MJPG") -> list[np.ndarray]:
+    """A clip cycling through the bundled samples, drifting by a pixel a frame; returns what was written."""
+    frames = sample_frames()
+    h, w = frames[0].shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (w, h))
+    out = []
+    for i in range(n):
+        f = np.roll(cv2.resize(frames[i % len(frames)], (w, h)), i % 7, axis=1)
+        writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+        out.append(f)
+    writer.release()
+    return out

@@ -3,8 +3,9 @@
 Exit codes: 0 success; 1 some inputs could not be read (the others were processed); 2 usage error.
 
 Modules: :mod:`._common` (consoles, exit codes, shared helpers and options), :mod:`.geometry` (geometry,
-evaluate), :mod:`.train` (train, cv, export), :mod:`.measure` (measure, predict, submission) and
-:mod:`.serve` (serve). This module builds the typer ``app`` and registers the commands.
+evaluate), :mod:`.train` (train, cv, export), :mod:`.measure` (measure, submission), :mod:`.predict`
+(predict, on the local or the Ray engine) and :mod:`.serve` (serve). This module builds the typer ``app``
+and registers the commands.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 
 from . import geometry as _geometry
 from . import measure as _measure
+from . import predict as _predict
 from . import serve as _serve
 from . import train as _train
 from ._common import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, err, out
@@ -54,7 +56,7 @@ for _command in (
     _train.cv,
     _train.export,
     _measure.measure,
-    _measure.predict,
+    _predict.predict,
     _measure.submission,
     _serve.serve,
 ):

@@ -1,5 +1,5 @@
-"""``partus measure`` (raw ultrasound: images and clips), ``partus predict`` (a folder to a CSV) and
-``partus submission`` (an IUGC 2025 challenge submission), all with the bundled or given ONNX model(s)."""
+"""``partus measure`` (raw ultrasound: images and clips) and ``partus submission`` (an IUGC 2025 challenge
+submission), with the bundled or given ONNX model(s). ``partus predict`` is in :mod:`.predict`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from ._common import (
     _fmt,
     _predictor,
     _print_measurements,
-    _progress,
     _usage,
     err,
 )
@@ -99,64 +98,6 @@ def measure(
         )
     if records:
         err.print(f"overlays in {out_dir}/ (model {predictor.id})")
-    if failures:
-        err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
-        raise typer.Exit(EXIT_PARTIAL)
-
-
-def predict(
-    inputs: Annotated[list[Path], typer.Argument(help="Folders (or files) of images: PNG/JPEG/BMP/TIFF, .mha, DICOM.")],
-    csv_out: Annotated[Path, typer.Option("--out", help="Predictions CSV (IUGC 2025 columns + AOP, HSD, quality).")],
-    overlays: Annotated[Path | None, typer.Option(help="Write an overlay PNG per image into this folder.")] = None,
-    masks: Annotated[
-        Path | None, typer.Option(help="Write the predicted PS/FH mask (0/1/2 PNG) into this folder.")
-    ] = None,
-    models: ModelOpt = None,
-    tta: TtaOpt = False,
-    orientation: OrientationOpt = DisplayOrientation.AUTO,
-    hsd: HsdOpt = HSDMethod.NEAREST,
-    spacing: SpacingOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 16,
-    json_out: Annotated[bool, typer.Option("--json", help="Also print every result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-) -> None:
-    """Predict a folder: one CSV row per image (unreadable files are reported, listed as not measurable,
-    and skipped; they never abort the run)."""
-    from ..batch import IMAGE_SUFFIXES, iter_file_predictions, unique_stems, write_mask_file, write_overlay
-    from ..errors import InputError
-    from ..io import write_predictions_csv
-    from ..measurement import Measurement
-
-    files = _expand(inputs, IMAGE_SUFFIXES)
-    stems = unique_stems(files)
-    predictor = _predictor(models, tta)
-    if masks is not None and not predictor.has_masks:
-        raise _usage("--masks needs a segmentation model; the given model(s) predict landmarks only")
-    opts = {"orientation": orientation, "hsd_method": hsd, "pixel_spacing": spacing}
-    rows, records, failures = [], [], 0
-    names: set[str] = set()
-    stream = iter_file_predictions(predictor, files, batch_size=batch_size, **opts)
-    for path, pred in _progress(stream, "Measuring", quiet, total=len(files)):
-        name = path.name if path.name not in names else str(path)  # same name in two folders
-        names.add(name)
-        if isinstance(pred, InputError):
-            failures += 1
-            err.print(f"[red]skipped[/red] {escape(str(pred))}")
-            rows.append((name, Measurement.not_measurable(f"could not read the file: {pred.problem}")))
-            continue
-        m = pred.measurement
-        rows.append((name, m))
-        records.append((path, m))
-        if overlays is not None:
-            write_overlay(overlays / f"{stems[path]}_overlay.png", pred, title=path.name)
-        if masks is not None:
-            write_mask_file(masks, stems[path], pred)
-    write_predictions_csv(csv_out, rows)
-    if json_out:
-        _print_measurements(records, True)
-    if not quiet:
-        ok = sum(1 for _, m in rows if m.ok)
-        err.print(f"{ok}/{len(rows)} measurable; wrote {csv_out} (model {predictor.id})")
     if failures:
         err.print(f"[yellow]{failures} of {len(files)} file(s) could not be read[/yellow]")
         raise typer.Exit(EXIT_PARTIAL)

@@ -36,7 +36,12 @@ def _load(config: Path, overrides: list[str] | None):
 def train(
     config: ConfigArg,
     fold: Annotated[int | None, typer.Option(help="Train on the other folds of this grouped fold.")] = None,
-    devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) for Lightning DDP.")] = 1,
+    devices: Annotated[
+        int, typer.Option(min=1, help="Devices per node (GPUs, or CPU processes) for Lightning DDP.")
+    ] = 1,
+    num_nodes: Annotated[
+        int, typer.Option(min=1, help="Machines training together (DDP; see README, 'Training on several machines').")
+    ] = 1,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/NAME/all or foldK).")] = None,
     overrides: SetOpt = None,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Start afresh even if a checkpoint exists.")] = False,
@@ -46,9 +51,12 @@ def train(
     from ..train.fit import fit
 
     out_dir = out_dir or Path("runs") / cfg.name / ("all" if fold is None else f"fold{fold}")
-    res = fit(cfg, out_dir, fold=fold, devices=devices, resume=not no_resume)
+    res = fit(cfg, out_dir, fold=fold, devices=devices, num_nodes=num_nodes, resume=not no_resume)
+    if res.global_rank != 0:  # under DDP every process gets here; one reports
+        return
     shown = {k: round(v, 4) for k, v in res.metrics.items()}
-    err.print(f"trained {cfg.model.name} for {res.epochs} epoch(s) in {res.seconds / 60:.1f} min; {shown}")
+    procs = f" on {res.world_size} processes (DDP)" if res.world_size > 1 else ""
+    err.print(f"trained {cfg.model.name} for {res.epochs} epoch(s){procs} in {res.seconds / 60:.1f} min; {shown}")
     typer.echo(str(res.checkpoint))  # plain (no wrapping): scripts read it
 
 

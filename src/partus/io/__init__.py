@@ -19,7 +19,7 @@ from .images import as_gray_uint8, normalize_to_uint8, read_any, read_image
 from .labels import LabelScheme, read_label_map, to_internal_labels
 from .medical import dicom_spacing, read_dicom, read_medical, write_mask_mha
 from .tables import PredictionRow, read_aop_csv, read_landmarks_csv, read_manifest, read_predictions_csv
-from .video import VideoInfo, iter_video_frames, video_info
+from .video import VideoInfo, iter_video_frames, read_video_range, video_info
 from .writers import encode_png, file_stem, write_json, write_mask, write_png, write_predictions_csv
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "file_stem",
     "iter_iugc2024_frames",
     "iter_video_frames",
+    "read_video_range",
     "list_videos",
     "normalize_to_uint8",
     "parse_iugc2024_name",

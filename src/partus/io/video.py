@@ -147,3 +147,29 @@ def iter_video_frames(path: str | os.PathLike, *, step: int = 1) -> Iterator[tup
         cap.release()
         raise InputError(path, "video has no decodable frames")
     return _frames(cap, first, int(step))
+
+
+def read_video_range(path: str | os.PathLike, start: int, stop: int) -> list[tuple[int, np.ndarray | None]]:
+    """Frames ``start`` to ``stop - 1`` of a video as gray ``uint8``, each paired with its index; a frame
+    the video does not have or cannot decode is ``None`` (the container's frame count can be wrong).
+
+    Raises
+    ------
+    InputError
+        If the range is empty or negative, or the file is missing or cannot be opened as a video.
+    """
+    if isinstance(start, bool) or isinstance(stop, bool) or not 0 <= int(start) < int(stop):
+        raise InputError(path, f"frame range must satisfy 0 <= start < stop, got {start}..{stop}")
+    cap = _open(path)
+    try:
+        if start and not cap.set(cv2.CAP_PROP_POS_FRAMES, float(start)):  # container cannot seek: decode up to it
+            for _ in range(start):
+                if not cap.grab():
+                    break
+        out: list[tuple[int, np.ndarray | None]] = []
+        for i in range(int(start), int(stop)):
+            ok, frame = cap.read()
+            out.append((i, _gray(frame) if ok and frame is not None else None))
+        return out
+    finally:
+        cap.release()

@@ -34,6 +34,8 @@ class FitResult:
     seconds: float
     epochs: int
     metrics: dict = field(default_factory=dict)
+    world_size: int = 1  # processes that trained together (devices x nodes under DDP)
+    global_rank: int = 0  # this process's rank: only rank 0 should report
 
 
 def load_records(cfg: Config) -> list[Record]:
@@ -94,7 +96,15 @@ def _loaders(cfg: Config, train: list[Record], val: list[Record], stride: int):
 
 
 def _trainer(
-    cfg: Config, out: Path, *, max_epochs: int, validate: bool, devices: int, progress: bool, extra: list = ()
+    cfg: Config,
+    out: Path,
+    *,
+    max_epochs: int,
+    validate: bool,
+    devices: int,
+    progress: bool,
+    extra: list = (),
+    num_nodes: int = 1,
 ) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -105,7 +115,7 @@ def _trainer(
     if validate and cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor="val_mre", mode="min", patience=cfg.train.early_stopping_patience))
     return L.Trainer(
-        max_epochs=max_epochs, max_steps=cfg.train.max_steps, accelerator="auto", devices=devices,
+        max_epochs=max_epochs, max_steps=cfg.train.max_steps, accelerator="auto", devices=devices, num_nodes=num_nodes,
         callbacks=callbacks, logger=CSVLogger(save_dir=out, name="", version=""), deterministic="warn",
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=10,
         num_sanity_val_steps=0, limit_val_batches=1.0 if validate else 0,
@@ -123,8 +133,12 @@ def fit(
     resume: bool = True,
     progress: bool = True,
     callbacks: list | None = None,
+    num_nodes: int = 1,
 ) -> FitResult:
     """Train ``cfg`` on all records (``fold=None``) or on the training part of grouped fold ``fold``.
+
+    ``devices`` x ``num_nodes`` > 1 trains with Lightning DDP (GPUs, or CPU processes); every process runs
+    this function and gets a result, ``global_rank`` 0 is the one to report.
 
     Re-running into the same ``out_dir`` resumes from ``checkpoints/last.ckpt`` (exact: sampling and
     augmentation depend only on seed, epoch and index) unless ``resume=False``. ``callbacks`` are extra
@@ -145,7 +159,7 @@ def fit(
         module = module.to(memory_format=torch.channels_last)
     train_dl, val_dl = _loaders(cfg, train, val, module.model.output_stride)
     trainer = _trainer(cfg, out, max_epochs=cfg.train.epochs, validate=bool(val), devices=devices, progress=progress,
-                       extra=callbacks or [])  # fmt: skip
+                       extra=callbacks or [], num_nodes=num_nodes)  # fmt: skip
     last = out / "checkpoints" / "last.ckpt"
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -161,14 +175,15 @@ def fit(
                 update={"train": cfg.train.model_copy(update={"epochs": cfg.train.error_weighted.epochs})}
             )
             trainer = _trainer(ft, stage, max_epochs=ft.train.epochs, validate=bool(val), devices=devices,
-                               progress=progress)  # fmt: skip
+                               progress=progress, num_nodes=num_nodes)  # fmt: skip
             trainer.fit(module, train_dl, val_dl)
             epochs += trainer.current_epoch
     seconds = time.perf_counter() - start
     checkpoint = _best(stage, bool(val))
     module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return FitResult(out, checkpoint, module, train, val, seconds, epochs, metrics)
+    return FitResult(out, checkpoint, module, train, val, seconds, epochs, metrics, trainer.world_size,
+                     trainer.global_rank)  # fmt: skip
 
 
 def _load_encoder(model: torch.nn.Module, source: str) -> None:
