@@ -23,11 +23,11 @@ pytestmark = pytest.mark.slow
 def test_a_video_range_holds_the_frames_read_in_sequence(tmp_path, name, fourcc):
     write_video(tmp_path / name, 23, fourcc)
     seq = dict(iter_video_frames(tmp_path / name))
-    got = read_video_range(tmp_path / name, 9, 25)  # the last two do not exist
-    assert [i for i, _ in got] == list(range(9, 25))
-    for i, frame in got[:-2]:
+    got = read_video_range(tmp_path / name, 9, 25)  # frames 23 and 24 do not exist: the list ends at 22
+    assert [i for i, _ in got] == list(range(9, 23))
+    for i, frame in got:
         assert np.array_equal(frame, seq[i])
-    assert got[-1][1] is None and got[-2][1] is None
+    assert [i for i, _ in read_video_range(tmp_path / name, 20, None)] == [20, 21, 22]
     with pytest.raises(InputError, match="0 <= start < stop"):
         read_video_range(tmp_path / name, 5, 5)
 
@@ -38,18 +38,22 @@ def test_units_names_chunks_and_markers(mixed_inputs, tmp_path):
     units = list_units([*files, tmp_path / "03744.png"], chunk=32)
     by_name = {u.name: u for u in units if u.start <= 0}
     clip = [u for u in units if u.name == "clip.avi"]
-    assert [(u.start, u.stop) for u in clip] == [(0, 32), (32, 40)]
+    assert [(u.start, u.stop) for u in clip] == [(0, 32), (32, -1)]  # the last chunk reads to the end
     assert by_name["broken.mp4"].problem and by_name["loop.dcm"].start == -1
-    assert units[-1].name == str(tmp_path / "03744.png")  # a second file of that name: its path
-    done = {frame_key("clip.avi", 0), "loop.dcm#f00000", "03744.png"}
+    assert units[-1].name == str(tmp_path / "03744.png")  # two files of one name: both named by their path
+    assert str(mixed_inputs / "03744.png") in {u.name for u in units}
+    assert list_units([files[0], files[0]]) == list_units([files[0]])  # a file given twice counts once
+    done = {frame_key("clip.avi", 0), "loop.dcm#f00000", str(tmp_path / "03744.png")}
     left = {(u.name, u.start) for u in pending(units, done)}
     assert ("clip.avi", 0) not in left and ("clip.avi", 32) in left
-    assert ("loop.dcm", -1) not in left and ("03744.png", -1) not in left and ("04050.png", -1) in left
+    assert ("loop.dcm", -1) not in left and (str(tmp_path / "03744.png"), -1) not in left
+    assert ("04050.png", -1) in left
+    assert not pending([u for u in units if u.name == "clip.avi"], {"clip.avi"})  # a listing failure covers all
     order = row_order(units)
     assert order("clip.avi#f00033") > order("clip.avi#f00002") > order("blank.png")
     with pytest.raises(KeyError):
         order("other.png")
-    assert Unit("a", "a", 3, 9).rows == 6
+    assert Unit("a", "a", 3, 9).rows == 6 and Unit("a", "a", 32, -1).rows == 1
 
 
 def _reference_rows(folder: Path) -> dict[str, object]:

@@ -117,3 +117,47 @@ def test_parquet_output_keeps_full_precision_and_the_csv_values(tmp_path):
     with open(tmp_path / "ref.csv", newline="") as fh:
         ref = list(csv.DictReader(fh))
     assert [float(r["AOP"]) for r in ref[:4]] == [round(t["AOP"], 6) for t in table[:4]]
+
+
+def test_a_resume_with_other_settings_is_refused(tmp_path):
+    out = tmp_path / "p.csv"
+    j = RowJournal(out, job={"model": "a@1", "orientation": "auto"}, every_rows=1)
+    j.add(_rows(1))
+    j.close()
+    with pytest.raises(InputError, match="other settings.*model"):
+        RowJournal(out, resume=True, job={"model": "b@2", "orientation": "auto"})
+    with RowJournal(out, resume=True, job={"model": "a@1", "orientation": "auto"}) as j2:
+        assert j2.keys == {"s000.png"}
+
+
+def test_one_add_is_queued_whole_or_not_at_all(tmp_path):
+    with RowJournal(tmp_path / "p.csv") as j:
+        j.add([("x", _m(0))])
+        with pytest.raises(InputError, match="already committed"):
+            j.add([("w#f00000", _m(1)), ("w#f00001", _m(2)), ("x", _m(3))])
+        assert j.keys == {"x"}
+        j.finish()
+    assert list(read_predictions_csv(tmp_path / "p.csv")) == ["x"]
+
+
+def test_the_folder_goes_only_with_the_lock_held_and_a_folder_is_not_an_output(tmp_path):
+    out = tmp_path / "p.csv"
+    j = RowJournal(out, every_rows=1)
+    j.add(_rows(2))
+    j.finish()
+    assert not (tmp_path / "p.csv.partial").exists() and len(read_predictions_csv(out)) == 2
+    with RowJournal(out, resume=True) as j2:  # the finished output's rows, nothing lost
+        assert j2.keys == {"s000.png", "s001.png"}
+        j2.finish()
+    assert len(read_predictions_csv(out)) == 2
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        RowJournal(tmp_path / "dir.csv")
+
+
+def test_an_old_or_foreign_output_is_refused_before_it_is_copied(tmp_path):
+    out = tmp_path / "p.csv"
+    out.write_text('Filename,PS1,PS2,FH1\na.png,"(1, 2)","(3, 4)","(5, 6)"\n')
+    with pytest.raises(InputError, match="move it away"):
+        RowJournal(out, resume=True)
+    assert not (tmp_path / "p.csv.partial").exists()  # nothing left that would block the next run

@@ -29,10 +29,20 @@ def test_predictions_csv_format(tmp_path):
     bad = Measurement.not_measurable("no fetal head, found")
     path = write_predictions_csv(tmp_path / "out" / "pred.csv", {"a.png": ok, "b.png": bad})
     assert path.read_text().splitlines() == [
-        "Filename,PS1,PS2,FH1,AOP,HSD,HSD_unit,status,reason",
-        'a.png,"(146, 31)","(59.5, 54.25)","(214.12, 68)",136.640231,30,px,ok,',
-        'b.png,,,,,,,not measurable,"no fetal head, found"',
+        "Filename,PS1,PS2,FH1,AOP,HSD,HSD_unit,status,reason,standard_plane",
+        'a.png,"(146, 31)","(59.5, 54.25)","(214.12, 68)",136.640231,30,px,ok,,',
+        'b.png,,,,,,,not measurable,"no fetal head, found",',
     ]
+
+
+def test_standard_plane_probability_round_trips(tmp_path):
+    m = Measurement(landmarks=Landmarks.from_array(POINTS), aop=120.0, extras={"standard_plane": 0.987654})
+    off = Measurement.not_measurable("not a standard plane", extras={"standard_plane": 0.01})
+    path = write_predictions_csv(tmp_path / "p.csv", [("a.png", m), ("b.png", off), ("c.png", POINTS)])
+    last = [line.rsplit(",", 1)[1] for line in path.read_text().splitlines()]
+    assert last == ["standard_plane", "0.9877", "0.01", ""]
+    back = read_predictions_csv(path)
+    assert back["a.png"].standard_plane == 0.9877 and np.isnan(back["c.png"].standard_plane)
 
 
 def test_predictions_csv_round_trip(tmp_path):

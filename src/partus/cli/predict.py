@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from ..conventions import DisplayOrientation, HSDMethod
-from ._common import EXIT_PARTIAL, ModelOpt, TtaOpt, _expand, _print_measurements, _usage, err
+from ._common import EXIT_PARTIAL, ModelOpt, TtaOpt, _expand, _predictor, _print_measurements, _usage, err
 from .measure import HsdOpt, OrientationOpt, SpacingOpt
 
 
@@ -68,6 +68,9 @@ def predict(
         raise _usage("--address and --workers are options of --engine ray")
     files = _expand(inputs, IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
     stems = unique_stems(files)
+    predictor = _predictor(models, tta)
+    if masks is not None and not predictor.has_masks:
+        raise _usage("--masks needs a segmentation model; the given model(s) predict landmarks only")
     records: list = []
 
     def keep(unit, key: str, pred) -> None:
@@ -85,7 +88,7 @@ def predict(
         with _row_progress(quiet) as progress:
             stats = predict_to_file(
                 files, csv_out, models=models or None, engine=engine.value, resume=resume, batch_size=batch_size,
-                workers=workers, address=address, tta_flip=tta, progress=progress,
+                workers=workers, address=address, tta_flip=tta, progress=progress, predictor=predictor,
                 on_prediction=keep if engine is Engine.local else None,
                 orientation=orientation, hsd_method=hsd, pixel_spacing=spacing,
             )  # fmt: skip
@@ -98,7 +101,7 @@ def predict(
         err.print(f"{stats.measured} row(s) measured{workers_note} in {stats.seconds:.1f} s "
                   f"({stats.rows_per_s:.1f} rows/s); {stats.rows} in {csv_out}")  # fmt: skip
     if stats.unreadable:
-        err.print(f"[yellow]{stats.unreadable} input(s) could not be read (rows say why)[/yellow]")
+        err.print(f"[yellow]{stats.unreadable} input(s) in {csv_out} could not be read (their rows say why)[/yellow]")
         raise typer.Exit(EXIT_PARTIAL)
 
 

@@ -26,7 +26,7 @@ ENGINES = ("local", "ray")
 
 @dataclass
 class RunStats:
-    """What a run did: rows in the output, rows measured now, unreadable inputs among those, wall time,
+    """What a run did: rows in the output, rows measured now, rows of unreadable inputs in the output, wall time,
     and per worker (``node:pid``) the rows it measured and its peak resident memory in MiB (Ray only)."""
 
     rows: int = 0
@@ -53,6 +53,7 @@ def predict_to_file(
     tta_flip: bool = False,
     progress: Callable[[int, int], None] | None = None,
     on_prediction: Callable[[Unit, str, Any], None] | None = None,
+    predictor: Any = None,
     **opts: Any,
 ) -> RunStats:
     """Measure ``files`` into ``out`` (``.csv`` or ``.parquet``), one row per image or frame.
@@ -78,6 +79,9 @@ def predict_to_file(
         Called as rows are committed.
     on_prediction : callable(unit, row name, Prediction or InputError), optional
         Local engine only: sees every prediction (overlays, masks).
+    predictor : Predictor, optional
+        Already loaded for ``models`` and ``tta_flip`` (the local engine uses it; the Ray engine ships the
+        model files).
     opts
         ``orientation``, ``hsd_method``, ``pixel_spacing`` as for :meth:`partus.Predictor.predict`.
 
@@ -97,10 +101,12 @@ def predict_to_file(
         from .distributed import import_ray
 
         import_ray()  # says how to install Ray before anything is read or written
-    predictor = Predictor(list(models) if models else None, tta_flip=tta_flip)  # a bad model fails here, early
+    if predictor is None:  # a bad model fails here, early
+        predictor = Predictor(list(models) if models else None, tta_flip=tta_flip)
     units = list_units([Path(f) for f in files])
     t0 = time.perf_counter()
-    with RowJournal(out, resume=resume) as journal:
+    job = {"model": predictor.id, "tta_flip": tta_flip, **{k: v for k, v in sorted(opts.items())}}
+    with RowJournal(out, resume=resume, job=job) as journal:
         todo = pending(units, journal.keys)
         total = sum(u.rows for u in todo)
         stats = RunStats()
@@ -110,7 +116,6 @@ def predict_to_file(
             nonlocal done
             journal.add(rows)
             stats.measured += len(rows)
-            stats.unreadable += bad
             done += len(rows)
             if progress is not None:
                 progress(done, max(total, done))
@@ -124,6 +129,7 @@ def predict_to_file(
             _run_local(todo, commit, predictor, batch_size=batch_size, on_prediction=on_prediction, **opts)
         stats.rows = len(journal.keys)
         journal.finish(row_order(units))
+        stats.unreadable = journal.unreadable
     stats.seconds = time.perf_counter() - t0
     return stats
 

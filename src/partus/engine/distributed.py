@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import tempfile
 import warnings
 from collections import defaultdict
@@ -85,7 +84,7 @@ class _Worker:
                 cols["reason"].append(row.reason)
                 cols["bad"].append(isinstance(p, InputError))
         n = len(cols["key"])
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        rss = _peak_rss_mib()
         out = {k: np.array(v, dtype=object if k in ("key", "hsd_unit", "status", "reason") else None)
                for k, v in cols.items()}  # fmt: skip
         out["points"] = np.stack(cols["points"]) if n else np.zeros((0, 6))
@@ -102,7 +101,7 @@ def _start(ray, address: str | None, workers: int | None) -> bool:
     if address:
         ray.init(address=address, **kw)
     else:
-        cpus = max(os.cpu_count() or 1, workers or 1)
+        cpus = max(_usable_cpus(), workers or 1)
         ray.init(num_cpus=cpus, object_store_memory=512 * 2**20, **kw)
     return True
 
@@ -144,8 +143,8 @@ def run_ray(
         ctx.print_on_execution_start = False
         cpus = float(ray.cluster_resources().get("CPU", 1))
         n = workers or max(int(cpus), 1)
-        items = [{"uid": i, "path": os.path.abspath(u.path), "name": u.name, "start": u.start, "stop": u.stop,
-                  "problem": u.problem} for i, u in enumerate(units)]  # fmt: skip
+        items = [{"uid": i, "path": u.path, "name": u.name, "start": u.start, "stop": u.stop, "problem": u.problem,
+                  "where": os.path.abspath(u.path)} for i, u in enumerate(units)]  # fmt: skip
         per_call = max(1, round(batch_size * len(units) / sum(u.rows for u in units)))  # ~batch_size images
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args_fn in favour of names it lacks
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -195,3 +194,20 @@ def _no_restart() -> dict[str, Any]:
     """Actors are not restarted: a dead worker fails the job, whose committed rows a ``--resume`` keeps
     (Ray cannot restart an actor whose constructor arguments live in the object store anyway)."""
     return {"max_restarts": 0}
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (cgroup/affinity limits included where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (NaN where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return float("nan")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -9,6 +9,7 @@ so a resumed run can tell a finished unit by one name (:meth:`Unit.markers`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import as_gray_uint8, read_any, read_video_range, video_info
 from ..io.datasets import VIDEO_EXTENSIONS
+from ..io.journal import UNREADABLE
 from ..measurement import Measurement
 from ..predict import Prediction, Predictor
 
@@ -33,43 +35,59 @@ def frame_key(name: str, frame: int) -> str:
 
 @dataclass(frozen=True)
 class Unit:
-    """One file (``start == -1``) or frames ``start..stop-1`` of a video; ``problem`` is why the file
-    could not even be listed (its row says so)."""
+    """One file (``start == -1``) or frames ``start..stop-1`` of a video (``stop == -1``: to the end of the
+    stream, the video's last chunk); ``problem`` is why the file could not even be listed (its row says
+    so). ``path`` is the input as given (it appears in messages); ``where``, when set, is where to open it
+    (an absolute path for workers on other machines)."""
 
     path: str
     name: str
     start: int = -1
     stop: int = -1
     problem: str = ""
+    where: str = ""
 
     @property
     def rows(self) -> int:
-        """Rows the unit is expected to give (a multi-frame DICOM or volume counts as 1 until read)."""
-        return self.stop - self.start if self.start >= 0 else 1
+        """Rows the unit is expected to give (a multi-frame file or a video's last chunk counts as stated
+        by its header, or 1, until read)."""
+        return self.stop - self.start if self.start >= 0 and self.stop > self.start else 1
 
     def markers(self) -> tuple[str, ...]:
-        """Row names any one of which, once committed, means the whole unit is."""
+        """Row names any one of which, once committed, means the whole unit is (a file that could not be
+        listed has one row under its own name, which stands for all its chunks)."""
         if self.start >= 0:
-            return (frame_key(self.name, self.start),)
+            return (frame_key(self.name, self.start), self.name)
         return (self.name, frame_key(self.name, 0))
 
 
+def _text(name: str) -> str:
+    """A file name as text that can be written (undecodable bytes shown as escapes)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def unique_names(files: Sequence[Path]) -> list[str]:
-    """Row names of input files: the file name, or the full path from the second file of that name on."""
-    seen: set[str] = set()
-    names = []
+    """Row names of input files: the file name, or the path as given for every file whose name another
+    input shares (independent of the inputs' order)."""
+    counts: dict[str, int] = {}
     for p in files:
-        name = p.name if p.name not in seen else str(p)
-        seen.add(name)
-        names.append(name)
-    return names
+        counts[p.name] = counts.get(p.name, 0) + 1
+    return [_text(p.name if counts[p.name] == 1 else str(p)) for p in files]
 
 
 def list_units(files: Sequence[Path], *, chunk: int = VIDEO_CHUNK) -> list[Unit]:
-    """The units of some input files, in order: videos are split into chunks of ``chunk`` frames (their
-    frame count read from the container), every other file is one unit."""
+    """The units of some input files, in order (a file given twice counts once): videos are split into
+    chunks of ``chunk`` frames by the frame count of their container, the last chunk reading to the end of
+    the stream; every other file is one unit."""
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = Path(os.path.abspath(f))
+        if key not in seen:
+            seen.add(key)
+            unique.append(Path(f))
     units = []
-    for path, name in zip(files, unique_names(files), strict=True):
+    for path, name in zip(unique, unique_names(unique), strict=True):
         if not str(path).lower().endswith(VIDEO_EXTENSIONS):
             units.append(Unit(str(path), name))
             continue
@@ -78,7 +96,8 @@ def list_units(files: Sequence[Path], *, chunk: int = VIDEO_CHUNK) -> list[Unit]
         except InputError as exc:
             units.append(Unit(str(path), name, problem=exc.problem))
             continue
-        units += [Unit(str(path), name, s, min(s + chunk, count)) for s in range(0, count, chunk)]
+        starts = list(range(0, max(count, 1), chunk))
+        units += [Unit(str(path), name, s, s + chunk if s != starts[-1] else -1) for s in starts]
     return units
 
 
@@ -107,23 +126,19 @@ Item = tuple[str, "np.ndarray | InputError", "tuple[float, float] | None"]
 
 def read_unit(unit: Unit) -> list[Item]:
     """The images of a unit as ``(row name, gray uint8 pixels or the InputError, pixel spacing)``."""
+    where = unit.where or unit.path
     if unit.problem:
         return [(unit.name, InputError(unit.path, unit.problem), None)]
-    if unit.start >= 0:
-        try:
-            frames = read_video_range(unit.path, unit.start, unit.stop)
-        except InputError as exc:
-            return [(frame_key(unit.name, i), exc, None) for i in range(unit.start, unit.stop)]
-        return [
-            (
-                frame_key(unit.name, i),
-                g if g is not None else InputError(unit.path, f"frame {i} cannot be decoded"),
-                None,
-            )
-            for i, g in frames
-        ]
     try:
-        data = read_any(unit.path)
+        if unit.start >= 0:
+            frames = read_video_range(where, unit.start, None if unit.stop < 0 else unit.stop)
+            items: list[Item] = [(frame_key(unit.name, i), g, None) for i, g in frames]
+            end = unit.start + len(frames)
+            if unit.stop >= 0 and end < unit.stop:  # not the last chunk, yet the stream ended or broke here
+                items.append((frame_key(unit.name, end), InputError(unit.path, f"frame {end} cannot be decoded "
+                              "(damaged video, or fewer frames than its container states)"), None))  # fmt: skip
+            return items
+        data = read_any(where)
         if data.frames == 1:
             return [(unit.name, as_gray_uint8(data.pixels, unit.path), data.pixel_spacing)]
         return [
@@ -131,14 +146,24 @@ def read_unit(unit: Unit) -> list[Item]:
             for i, f in enumerate(data.pixels)
         ]
     except InputError as exc:
-        return [(unit.name, exc, None)]
+        return [(unit.name if unit.start < 0 else frame_key(unit.name, unit.start), _as_given(exc, unit), None)]
     except Exception as exc:  # noqa: BLE001 - a reader library failing in an unforeseen way: report, go on
-        return [(unit.name, InputError(unit.path, f"could not be read: {type(exc).__name__}: {exc}"), None)]
+        problem = f"could not be read: {type(exc).__name__}: {exc}"
+        return [(unit.name if unit.start < 0 else frame_key(unit.name, unit.start),
+                 _as_given(InputError(unit.path, problem), unit), None)]  # fmt: skip
+
+
+def _as_given(exc: InputError, unit: Unit) -> InputError:
+    """The error with the path where the file was opened replaced by the path as given (the same message
+    on every engine and machine)."""
+    if not unit.where or unit.where == unit.path:
+        return exc
+    return InputError(unit.path, exc.problem.replace(unit.where, unit.path))
 
 
 def unreadable(exc: InputError) -> Measurement:
     """The row of an input that could not be read."""
-    return Measurement.not_measurable(f"could not read the file: {exc.problem}")
+    return Measurement.not_measurable(f"{UNREADABLE}: {exc.problem}")
 
 
 def predict_units(

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,15 @@ try:  # POSIX advisory lock; elsewhere two jobs on one output are not detected
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+#: How the reason of an input that could not be read begins (counted by :meth:`RowJournal.finish`).
+UNREADABLE = "could not read the file"
+
+#: What produced the rows (model id, options), kept beside the parts; a resume must match it.
+JOB_FILE = "job.json"
+
 #: Typed columns of a Parquet output (points split into x and y, full float precision).
 PARQUET_COLUMNS = ("Filename", "PS1_x", "PS1_y", "PS2_x", "PS2_y", "FH1_x", "FH1_y", "AOP", "HSD", "HSD_unit",
-                   "status", "reason")  # fmt: skip
+                   "status", "reason", "standard_plane")  # fmt: skip
 
 
 def _pyarrow():
@@ -66,8 +74,18 @@ class RowJournal:
         cannot be read, or Parquet is asked for without pyarrow.
     """
 
-    def __init__(self, out: str | os.PathLike, *, resume: bool = False, every_rows: int = 256, every_s: float = 5.0):
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        *,
+        resume: bool = False,
+        job: dict[str, Any] | None = None,
+        every_rows: int = 256,
+        every_s: float = 5.0,
+    ):
         self.out = Path(out)
+        if self.out.is_dir():
+            raise InputError(self.out, "is a folder; give the output file (.csv or .parquet)")
         self.parquet = self.out.name.lower().endswith(".parquet")
         if self.parquet:
             _pyarrow()
@@ -84,17 +102,39 @@ class RowJournal:
                     f"holds {len(parts)} committed part(s) of an unfinished run into {self.out.name}: "
                     "pass --resume to continue it, or delete the folder to start over",
                 )
+            if not resume:
+                for p in [*parts, self.folder / JOB_FILE]:
+                    p.unlink(missing_ok=True)
+            self._check_job(job)
             if resume and not parts and self.out.is_file():  # a finished output: its rows count as committed
-                atomic_write(self.folder / f"part-000000{self._suffix}", self.out.read_bytes())
-            elif not resume:
-                for p in parts:
-                    p.unlink()
+                self._read_keys(self.out)  # an output this version cannot merge is refused before it is copied
+                atomic_write(self.folder / f"part-{0:08d}{self._suffix}", self.out.read_bytes())
             self.keys: set[str] = {k for p in self._parts() for k in self._read_keys(p)}
         except BaseException:
             self.close()
             raise
         self._pending: list[tuple[str, PredictionRow]] = []
         self._last = time.monotonic()
+        self.unreadable = 0
+
+    def _check_job(self, job: dict[str, Any] | None) -> None:
+        """Record what produces the rows (model, options) and refuse to mix rows of another job."""
+        if job is None:
+            return
+        path = self.folder / JOB_FILE
+        wanted = json.loads(json.dumps(job, default=str))
+        if path.is_file():
+            try:
+                had = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                had = None
+            if had is not None and had != wanted:
+                diff = ", ".join(
+                    f"{k}: {had.get(k)!r} then, {wanted.get(k)!r} now" for k in wanted if had.get(k) != wanted.get(k)
+                )
+                raise InputError(self.folder, f"was started with other settings ({diff}); resume with the same "
+                                 "model and options, or delete the folder to start over")  # fmt: skip
+        atomic_write(path, json.dumps(wanted, indent=1, sort_keys=True))
 
     @property
     def _suffix(self) -> str:
@@ -110,13 +150,25 @@ class RowJournal:
                 raise InputError(self.out, "another partus job is writing this output right now") from None
         return fh
 
-    def close(self) -> None:
-        """Release the lock; committed parts stay for a later ``resume`` (a folder without any is removed)."""
-        if self._lock is not None:
+    def close(self, *, remove: bool = False) -> None:
+        """Release the lock; committed parts stay for a later ``resume``. The folder is removed (while the
+        lock is still held, so that no other job can take it over half-deleted) when ``remove`` is set or it
+        holds no part."""
+        if self._lock is None:
+            return
+        try:
+            if self.folder.is_dir() and (remove or not self._parts()):
+                for p in self.folder.iterdir():  # the lock file last
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    elif p.name != ".lock":
+                        p.unlink(missing_ok=True)
+                (self.folder / ".lock").unlink(missing_ok=True)
+                with suppress(OSError):
+                    self.folder.rmdir()
+        finally:
             self._lock.close()
             self._lock = None
-            if self.folder.is_dir() and not self._parts():
-                shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> RowJournal:
         return self
@@ -132,18 +184,25 @@ class RowJournal:
             self.close()
 
     def _parts(self) -> list[Path]:
-        return sorted(p for p in self.folder.glob(f"part-*{self._suffix}") if not p.name.startswith("."))
+        """Committed parts in commit order (numbered ``part-00000001``...)."""
+        parts = [p for p in self.folder.glob(f"part-*{self._suffix}") if p.name[5 : -len(self._suffix)].isdigit()]
+        return sorted(parts, key=lambda p: int(p.name[5 : -len(self._suffix)]))
 
     # -- committing -----------------------------------------------------------------------------------
     def add(self, rows: Iterable[tuple[str, Any]]) -> None:
         """Queue rows (``(name, Measurement | PredictionRow)``) and commit when enough are pending. Call it
-        with whole inputs (every frame of a clip chunk at once): a commit never splits one call's rows."""
+        with whole inputs (every frame of a clip chunk at once): one call's rows are queued all together
+        (or, if one is invalid, none of them), and a commit never splits them."""
+        new: list[tuple[str, PredictionRow]] = []
+        names: set[str] = set()
         for name, item in rows:
             name = str(name)
-            if not name or name in self.keys:
+            if not name or name in self.keys or name in names:
                 raise InputError("rows", f"filename {name!r} is {'empty' if not name else 'already committed'}")
-            self.keys.add(name)
-            self._pending.append((name, _as_row(name, item)))
+            names.add(name)
+            new.append((name, _as_row(name, item)))
+        self._pending.extend(new)  # one step: an interruption leaves all or none of them pending
+        self.keys |= names
         if len(self._pending) >= self.every_rows or time.monotonic() - self._last >= self.every_s:
             self.flush()
 
@@ -152,12 +211,11 @@ class RowJournal:
         if not self._pending:
             return
         parts = self._parts()
-        seq = int(parts[-1].name[5:11]) + 1 if parts else 1
-        path = self.folder / f"part-{seq:06d}{self._suffix}"
+        seq = int(parts[-1].name[5 : -len(self._suffix)]) + 1 if parts else 1
+        path = self.folder / f"part-{seq:08d}{self._suffix}"
         if self.parquet:
-            pa, pq = _pyarrow()
-            with atomic_path(path) as tmp:
-                pq.write_table(_arrow_table(pa, self._pending), tmp)
+            pa, _ = _pyarrow()
+            _write_parquet(path, _arrow_table(pa, self._pending))
         else:
             atomic_write(path, _csv_text(self._pending))
         self._pending.clear()
@@ -166,14 +224,14 @@ class RowJournal:
     # -- reading and finishing ------------------------------------------------------------------------
     def _read_keys(self, part: Path) -> list[str]:
         if self.parquet:
-            _, pq = _pyarrow()
-            return [str(v) for v in pq.read_table(part, columns=["Filename"]).column(0).to_pylist()]
+            return [str(v) for v in _read_parquet(part, columns=["Filename"]).column(0).to_pylist()]
         return [cells[0] for cells in _csv_rows(part)]
 
     def finish(self, order: Callable[[str], Any] | None = None) -> Path:
         """Commit what is pending, write the output atomically with rows sorted by ``order(name)`` (rows
         ``order`` does not know, i.e. raises ``KeyError`` for, follow in commit order), and remove the
-        journal folder. Returns the output path."""
+        journal folder. Returns the output path; ``self.unreadable`` is then the number of rows, in the whole
+        output, of inputs that could not be read."""
         self.flush()
         parts = self._parts()
 
@@ -185,13 +243,13 @@ class RowJournal:
                 return (1, i)
 
         if self.parquet:
-            pa, pq = _pyarrow()
-            tables = [pq.read_table(p) for p in parts]
+            pa, _ = _pyarrow()
+            tables = [_read_parquet(p) for p in parts]
             table = pa.concat_tables(tables) if tables else _arrow_table(pa, [])
             names = [str(v) for v in table.column("Filename").to_pylist()]
             idx = [i for i, _ in sorted(enumerate(names), key=sort_key)]
-            with atomic_path(self.out) as tmp:
-                pq.write_table(table.take(idx), tmp)
+            _write_parquet(self.out, table.take(idx))
+            reasons = [str(v) for v in table.column("reason").to_pylist()]
         else:
             rows = [cells for p in parts for cells in _csv_rows(p)]
             idx = [i for i, _ in sorted(enumerate(r[0] for r in rows), key=sort_key)]
@@ -200,8 +258,9 @@ class RowJournal:
             writer.writerow(PREDICTION_COLUMNS)
             writer.writerows(rows[i] for i in idx)
             atomic_write(self.out, buffer.getvalue())
-        self.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+            reasons = [r[PREDICTION_COLUMNS.index("reason")] for r in rows]
+        self.unreadable = sum(r.startswith(UNREADABLE) for r in reasons)
+        self.close(remove=True)
         return self.out
 
 
@@ -214,12 +273,33 @@ def _csv_text(rows: list[tuple[str, PredictionRow]]) -> str:
     return buffer.getvalue()
 
 
+def _write_parquet(path: Path, table) -> None:
+    _, pq = _pyarrow()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None):
+    pa, pq = _pyarrow()
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, f"not a readable Parquet part: {exc}") from None
+    if columns is None and tuple(table.column_names) != PARQUET_COLUMNS:
+        raise InputError(path, f"not a partus prediction table (columns {table.column_names})")
+    return table
+
+
 def _csv_rows(part: Path) -> Iterator[list[str]]:
     with part.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(header) != PREDICTION_COLUMNS:
-            raise InputError(part, f"not a partus prediction part (header {header!r})")
+            raise InputError(part, f"not a partus prediction table of this version (header {header!r}); "
+                             "move it away to start over")  # fmt: skip
         for cells in reader:
             if len(cells) != len(PREDICTION_COLUMNS):
                 raise InputError(
@@ -240,5 +320,7 @@ def _arrow_table(pa, rows: list[tuple[str, PredictionRow]]):
         cols["HSD_unit"].append(row.hsd_unit if math.isfinite(row.hsd) else "")
         cols["status"].append(row.status.value)
         cols["reason"].append(row.reason)
-    types = {c: pa.float64() for c in PARQUET_COLUMNS if c.endswith(("_x", "_y")) or c in ("AOP", "HSD")}
+        cols["standard_plane"].append(float(row.standard_plane))
+    floats = ("AOP", "HSD", "standard_plane")
+    types = {c: pa.float64() for c in PARQUET_COLUMNS if c.endswith(("_x", "_y")) or c in floats}
     return pa.table({c: pa.array(v, type=types.get(c, pa.string())) for c, v in cols.items()})

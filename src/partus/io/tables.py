@@ -21,7 +21,7 @@ from ._table import Table, load_table, unique_key
 
 #: Accepted alternative names of the point columns.
 POINT_ALIASES: dict[str, tuple[str, ...]] = {"PS1": (), "PS2": (), "FH1": ("AOP Tangency",)}
-_OPTIONAL = {"AOP": (), "HSD": (), "HSD_unit": (), "status": (), "reason": ()}
+_OPTIONAL = {"AOP": (), "HSD": (), "HSD_unit": (), "status": (), "reason": (), "standard_plane": ()}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class PredictionRow:
         ``ok`` unless the ``status`` column says ``not measurable``.
     reason : str
         Why a row is not measurable (``""`` otherwise or when absent).
+    standard_plane : float
+        P(standard plane) from a model's plane head; ``NaN`` when absent.
     extras : dict of str to str
         Every other column, as text.
     """
@@ -54,6 +56,7 @@ class PredictionRow:
     status: Status = Status.OK
     reason: str = ""
     extras: dict[str, str] = field(default_factory=dict)
+    standard_plane: float = math.nan
 
     def to_measurement(self) -> Measurement:
         """Return the row as a :class:`~partus.Measurement` (landmarks ``None`` if any point is missing)."""
@@ -114,7 +117,7 @@ def read_predictions_csv(path: str | os.PathLike) -> dict[str, PredictionRow]:
     ----------
     path : str or path-like
         CSV with columns ``Filename``, ``PS1``, ``PS2``, ``FH1`` (or ``AOP Tangency``) and optionally
-        ``AOP``, ``HSD``, ``HSD_unit``, ``status``, ``reason`` and any others (kept as text in
+        ``AOP``, ``HSD``, ``HSD_unit``, ``status``, ``reason``, ``standard_plane`` and any others (kept as text in
         ``extras``). Point cells may be empty only in rows whose status is ``not measurable``; ``AOP``
         and ``HSD`` cells may be empty in any row.
 
@@ -147,6 +150,7 @@ def read_predictions_csv(path: str | os.PathLike) -> dict[str, PredictionRow]:
             status=status,
             reason=row[cols["reason"]] if "reason" in cols else "",
             extras={k: v for k, v in row.items() if k not in known},
+            standard_plane=_number(table, line, cols.get("standard_plane"), row),
         )
     return result
 

@@ -149,27 +149,32 @@ def iter_video_frames(path: str | os.PathLike, *, step: int = 1) -> Iterator[tup
     return _frames(cap, first, int(step))
 
 
-def read_video_range(path: str | os.PathLike, start: int, stop: int) -> list[tuple[int, np.ndarray | None]]:
-    """Frames ``start`` to ``stop - 1`` of a video as gray ``uint8``, each paired with its index; a frame
-    the video does not have or cannot decode is ``None`` (the container's frame count can be wrong).
+def read_video_range(path: str | os.PathLike, start: int, stop: int | None) -> list[tuple[int, np.ndarray]]:
+    """Frames ``start`` to ``stop - 1`` (``stop=None``: to the end of the stream) of a video as gray
+    ``uint8``, each paired with its index. Reading stops early at the end of the stream or at a frame that
+    cannot be decoded (the container's frame count can be wrong): the list is then shorter.
 
     Raises
     ------
     InputError
         If the range is empty or negative, or the file is missing or cannot be opened as a video.
     """
-    if isinstance(start, bool) or isinstance(stop, bool) or not 0 <= int(start) < int(stop):
+    if isinstance(start, bool) or start < 0 or (stop is not None and not int(start) < int(stop)):
         raise InputError(path, f"frame range must satisfy 0 <= start < stop, got {start}..{stop}")
     cap = _open(path)
     try:
         if start and not cap.set(cv2.CAP_PROP_POS_FRAMES, float(start)):  # container cannot seek: decode up to it
             for _ in range(start):
                 if not cap.grab():
-                    break
-        out: list[tuple[int, np.ndarray | None]] = []
-        for i in range(int(start), int(stop)):
+                    return []
+        out: list[tuple[int, np.ndarray]] = []
+        i = int(start)
+        while stop is None or i < stop:
             ok, frame = cap.read()
-            out.append((i, _gray(frame) if ok and frame is not None else None))
+            if not ok or frame is None:
+                break
+            out.append((i, _gray(frame)))
+            i += 1
         return out
     finally:
         cap.release()

@@ -25,7 +25,7 @@ from .medical import MASK_VOLUME_EXTENSIONS, write_mask_mha
 from .tables import PredictionRow
 
 #: Columns of a prediction CSV, in order.
-PREDICTION_COLUMNS = ("Filename", "PS1", "PS2", "FH1", "AOP", "HSD", "HSD_unit", "status", "reason")
+PREDICTION_COLUMNS = ("Filename", "PS1", "PS2", "FH1", "AOP", "HSD", "HSD_unit", "status", "reason", "standard_plane")
 _MASK_VALUES = {
     LabelScheme.PSFHS: {BACKGROUND: 0, PS: 1, FH: 2},
     LabelScheme.IUGC2024: {BACKGROUND: 0, PS: 7, FH: 8},
@@ -40,7 +40,9 @@ def _as_row(name: str, item: Any) -> PredictionRow:
         row = item
     elif isinstance(item, Measurement):
         points = np.full((3, 2), np.nan) if item.landmarks is None else item.landmarks.to_array()
-        row = PredictionRow(name, points, item.aop, item.hsd, item.hsd_unit, item.status, item.reason)
+        plane = (item.extras or {}).get("standard_plane")
+        row = PredictionRow(name, points, item.aop, item.hsd, item.hsd_unit, item.status, item.reason,
+                            standard_plane=math.nan if plane is None else float(plane))  # fmt: skip
     else:
         try:
             landmarks = item if isinstance(item, Landmarks) else Landmarks.from_array(item)
@@ -71,7 +73,8 @@ def _cells(name: str, row: PredictionRow, decimals: int, value_decimals: int) ->
 
     points = [format_point(x, y, decimals) if math.isfinite(x + y) else "" for x, y in row.points]
     unit = row.hsd_unit if math.isfinite(row.hsd) else ""
-    return [name, *points, number(row.aop), number(row.hsd), unit, row.status.value, row.reason]
+    plane = format_number(row.standard_plane, 4) if math.isfinite(row.standard_plane) else ""
+    return [name, *points, number(row.aop), number(row.hsd), unit, row.status.value, row.reason, plane]
 
 
 def write_predictions_csv(
@@ -83,7 +86,8 @@ def write_predictions_csv(
 ) -> Path:
     """Write predictions in the IUGC 2025 CSV format plus measurement and quality columns.
 
-    Columns: ``Filename,PS1,PS2,FH1,AOP,HSD,HSD_unit,status,reason``. Points are ``"(x, y)"`` rounded to
+    Columns: ``Filename,PS1,PS2,FH1,AOP,HSD,HSD_unit,status,reason,standard_plane`` (the last: P(standard
+    plane) from a model's plane head, 4 decimals, empty without one). Points are ``"(x, y)"`` rounded to
     ``decimals`` decimals with trailing zeros dropped (``"(146, 31.5)"``); :func:`read_predictions_csv`
     returns exactly ``float(f"{v:.{decimals}f}")``. Missing values (landmarks of a not-measurable row, a
     NaN AoP or HSD) are empty cells; ``HSD_unit`` is empty when HSD is.
