@@ -58,7 +58,11 @@ def test_measure_video_writes_per_frame_csv_and_plot(tmp_path):
     assert rows["clip_f00000"].aop == pytest.approx(single.aop, abs=3)  # MJPG is lossy
     plot = cv2.imread(str(tmp_path / "out" / "clip_aop.png"))
     assert plot is not None and plot.std() > 5
-    assert "frames measurable" in res.output
+    text = " ".join(res.output.split())
+    assert "standard-plane frames" in text and "AoP median" in text
+    summary = json.loads((tmp_path / "out" / "clip_summary.json").read_text())
+    assert summary["frames"] == 4 and summary["best_frame"] in (0, 2, 4, 6)
+    assert (tmp_path / "out" / "clip_best.png").is_file()
 
 
 def test_measure_multi_frame_volume_is_a_clip(tmp_path):

@@ -14,7 +14,6 @@ official rule (:mod:`partus.geometry`); heatmaps are decoded with sub-pixel refi
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -25,12 +24,12 @@ import numpy as np
 
 from .cleanup import clean_label_map
 from .conventions import FH, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
-from .decode import decode_heatmaps, to_image_coords, upsample_labels
+from .decode import upsample_labels
 from .errors import InputError
-from .export import open_model
 from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
 from .io import ImageData, as_gray_uint8, read_any
 from .measurement import Landmarks, Measurement
+from .members import OnnxModel
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
 
@@ -51,81 +50,6 @@ class Prediction:
     measurement: Measurement
     label_map: np.ndarray | None
     image: np.ndarray
-
-
-class _Model:
-    """One exported model: an ONNX Runtime session plus what its metadata says about it.
-
-    A single-task model has one dense output (``kind`` heatmap, dsnt or segmentation); a multitask model
-    has one per head (``heads``: name -> kind) and image-level ``cls`` logits named by ``cls_names``.
-    """
-
-    def __init__(self, path: str | os.PathLike, threads: int, spinning: bool = False):
-        self.path = Path(path)
-        self.session, self.meta = open_model(self.path, threads=threads, spinning=spinning)
-        self.kind: str = self.meta["kind"]
-        self.size: int = int(self.meta["input_size"])
-        self.anatomical = self.meta.get("flip_policy") == "anatomical"
-        self.heads: dict[str, str] = dict(self.meta.get("heads") or {"output": self.kind})
-        self.cls_names: list[str] = list(self.meta.get("cls_names") or [])
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        self.id = f"{self.meta['config']}@{digest[:12]}"
-
-    def __call__(self, x: np.ndarray, tta_flip: bool) -> dict[str, np.ndarray]:
-        """Activated outputs by name: dense heads (probabilities / sigmoid maps) and ``cls`` (sigmoid)."""
-        out = self._activated(x)
-        if not tta_flip:
-            return out
-        flipped = self._activated(np.ascontiguousarray(x[..., ::-1]))
-        for name, kind in self.heads.items():
-            f = flipped[name][..., ::-1]
-            o = out[name]
-            if kind == "segmentation" or self.anatomical:
-                out[name] = 0.5 * (o + f)
-            else:  # official-rule landmarks: mirrored PS1/PS2 are this scan's PS2/PS1; FH1 from the unflipped pass
-                avg = o.copy()
-                avg[:, 0] = 0.5 * (o[:, 0] + f[:, 1])
-                avg[:, 1] = 0.5 * (o[:, 1] + f[:, 0])
-                out[name] = avg
-        return out
-
-    def _activated(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        raw = dict(zip(self.outputs, self.session.run(None, {"image": x}), strict=True))
-        out = {name: _activate(raw[name].astype(np.float32), kind) for name, kind in self.heads.items()}
-        if "cls" in raw:
-            out["cls"] = 1.0 / (1.0 + np.exp(-raw["cls"].astype(np.float64)))
-        return out
-
-    def p_mirrored(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
-        """P(display mirrored) per image from the orientation head, or None without one."""
-        if "mirrored" not in self.cls_names:
-            return None
-        return out["cls"][:, self.cls_names.index("mirrored")]
-
-    def landmarks(self, maps: np.ndarray, size: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """Points ``(3, 2)`` in image pixels and confidences ``(3,)`` from one image's maps ``(3, h, w)``."""
-        grid = maps.shape[-2:]
-        if kind == "dsnt":  # expected coordinates; confidence = probability mass within 2 px of the peak
-            xy, _ = decode_heatmaps(maps, method="soft_argmax", window=0)
-            conf = np.empty(3)
-            for k, m in enumerate(maps):
-                y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-                conf[k] = m[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3].sum()
-        else:
-            xy, conf = decode_heatmaps(maps, method=self.meta.get("decode", "dark"), sigma=self.meta.get("sigma", 2.0))
-        return to_image_coords(xy, grid, size), np.asarray(conf, float)
-
-
-def _activate(logits: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "segmentation":
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    if kind == "dsnt":
-        flat = logits.reshape(*logits.shape[:2], -1)
-        e = np.exp(flat - flat.max(axis=-1, keepdims=True))
-        return (e / e.sum(axis=-1, keepdims=True)).reshape(logits.shape)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def _mirror_measurement(m: Measurement, width: int) -> Measurement:
@@ -186,7 +110,7 @@ class Predictor:
         if not models:
             raise InputError("models", "no model given")
         spin = len(models) == 1 if spinning is None else bool(spinning)
-        self.models = [_Model(p, threads, spinning=spin) for p in models]
+        self.models = [OnnxModel(p, threads, spinning=spin) for p in models]
         sizes = {m.size for m in self.models}
         if len(sizes) > 1:  # one resize per image; ensembles share the input size
             raise InputError("models", f"ensemble members need one input size, got {sorted(sizes)}")
@@ -200,6 +124,7 @@ class Predictor:
         #: (model index, output name, kind) of every dense output: the members that are fused
         self.members = [(i, name, kind) for i, m in enumerate(self.models) for name, kind in m.heads.items()]
         self.has_orientation = any("mirrored" in m.cls_names for m in self.models)
+        self.has_plane = any("standard_plane" in m.cls_names for m in self.models)
 
     @property
     def has_masks(self) -> bool:
@@ -244,6 +169,7 @@ class Predictor:
             x = to_input(np.stack([resize_image(grays[i], self.size) for i in chunk]))
             outs = [m(x, self.tta_flip) for m in self.models]
             p_mirror, flip, source = self._orientation(outs, len(chunk), orientation)
+            p_plane = self._mean_prob(outs, "standard_plane")  # of the scan as displayed
             if flip.any():  # canonicalise: mirrored scans are measured in the usual display
                 idx = np.flatnonzero(flip)
                 again = [m(np.ascontiguousarray(x[idx][..., ::-1]), self.tta_flip) for m in self.models]
@@ -255,15 +181,20 @@ class Predictor:
                 info = {"display": "mirrored" if flip[j] else "standard", "decided_by": source,
                         "p_mirrored": None if p_mirror is None else round(float(p_mirror[j]), 4)}  # fmt: skip
                 per_image = [{name: arr[j] for name, arr in o.items()} for o in outs]
-                results[i] = self._finish(grays[i], per_image, spacings[i], hsd_method, info)
+                plane = None if p_plane is None else float(p_plane[j])
+                results[i] = self._finish(grays[i], per_image, spacings[i], hsd_method, info, plane)
         return results  # type: ignore[return-value]
+
+    def _mean_prob(self, outs: list[dict[str, np.ndarray]], name: str) -> np.ndarray | None:
+        """An image-level probability averaged over the models that have it (None if none has)."""
+        probs = [p for m, o in zip(self.models, outs, strict=True) if (p := m.cls_prob(o, name)) is not None]
+        return np.mean(probs, axis=0) if probs else None
 
     def _orientation(
         self, outs: list[dict[str, np.ndarray]], n: int, orientation: DisplayOrientation
     ) -> tuple[np.ndarray | None, np.ndarray, str]:
         """P(mirrored) per image (None without an orientation head), the flip decision, and its source."""
-        probs = [p for m, o in zip(self.models, outs, strict=True) if (p := m.p_mirrored(o)) is not None]
-        p_mirror = np.mean(probs, axis=0) if probs else None
+        p_mirror = self._mean_prob(outs, "mirrored")
         if orientation != DisplayOrientation.AUTO:
             return p_mirror, np.full(n, orientation == DisplayOrientation.MIRRORED), "given"
         if p_mirror is None:
@@ -271,7 +202,7 @@ class Predictor:
         return p_mirror, p_mirror > self.limits.mirror_threshold, "orientation head"
 
     def _finish(
-        self, gray: np.ndarray, outs: list[dict[str, np.ndarray]], spacing, hsd_method, info: dict
+        self, gray: np.ndarray, outs: list[dict[str, np.ndarray]], spacing, hsd_method, info: dict, plane: float | None
     ) -> Prediction:
         mirrored = info["display"] == "mirrored"
         canon = np.ascontiguousarray(gray[:, ::-1]) if mirrored else gray
@@ -308,13 +239,15 @@ class Predictor:
                 spread = float(max(aops) - min(aops))
         result = check_measurement(
             result, size, [(kind, c) for _, kind, c in confs], self.limits,
-            aop_spread=spread, gray=canon, label_map=lab,
+            aop_spread=spread, gray=canon, label_map=lab, standard_plane=plane,
         )  # fmt: skip
         if mirrored:  # back to the scan as displayed; landmarks keep their anatomical identity
             result = _mirror_measurement(result, gray.shape[1])
             lab = None if lab is None else np.ascontiguousarray(lab[:, ::-1])
         result = replace(result, orientation=Orientation.MIRRORED if mirrored else Orientation.STANDARD)
         extras: dict[str, Any] = {"confidence": _named(confs[0][2]), "orientation": info}
+        if plane is not None:
+            extras["standard_plane"] = round(plane, 4)
         if len(self.members) > 1:
             extras["member_confidence"] = {label: _named(c) for label, _, c in confs}
             extras["aop_spread_deg"] = None if spread is None else round(spread, 3)

@@ -49,6 +49,13 @@ class QualityLimits:
     ps_length_range : (float, float)
         Plausible symphysis length PS1-PS2 as a fraction of the image's shorter side (annotated: 15-38 %;
         a head-only view, e.g. fetal biometry, often yields a short false "symphysis").
+    min_standard_plane : float
+        P(standard plane) from a model's plane head below which an image is not a standard plane (the
+        symphysis and the head not both in view: a sweep's passing frame, a shadow, other anatomy). Set
+        low on purpose: out of fold, 1 % of held-out intrapartum scans score below it, but 4 % of the
+        early-labour block's (a head that never saw early labour scores those low), and higher floors
+        refuse far more of them (``scripts/plane_head.py``; model card). Clips select frames with a
+        stricter floor (:func:`partus.clip.measure_clip`).
     mirror_threshold : float
         P(mirrored) from a model's orientation head above which ``orientation="auto"`` measures a scan as a
         mirrored display (canonicalised). Set high enough that ordinary scans are never flipped.
@@ -69,6 +76,7 @@ class QualityLimits:
     aop_range: tuple[float, float] = (45.0, 180.0)
     ps_length_range: tuple[float, float] = (0.13, 0.6)
     max_echo_free: float = 0.95
+    min_standard_plane: float = 2e-4
     mirror_threshold: float = 0.5
 
 
@@ -108,16 +116,21 @@ def check_measurement(
     aop_spread: float | None = None,
     gray: np.ndarray | None = None,
     label_map: np.ndarray | None = None,
+    standard_plane: float | None = None,
 ) -> Measurement:
     """``m`` unchanged if plausible, else the same numbers with ``status="not measurable"`` and the reason.
 
     ``confidences`` holds ``(kind, (3,) confidences)`` per model (``kind`` "segmentation", "heatmap" or
     "dsnt"); ``aop_spread`` is the ensemble members' AoP disagreement; ``gray`` and ``label_map`` are the
-    8-bit image and the predicted PS/FH labels, when a segmentation model made them. Checks, in order:
-    predicted structures over echo-free regions, each model's confidence in each landmark, the members'
-    agreement, the symphysis length relative to the image, and the AoP range. Numbers are kept so a
+    8-bit image and the predicted PS/FH labels, when a segmentation model made them; ``standard_plane`` is
+    P(standard plane) from a plane head. Checks, in order: the plane, predicted structures over echo-free
+    regions, each model's confidence in each landmark, the members' agreement, the symphysis length
+    relative to the image, and the AoP range. Numbers are kept so a
     reviewer can see what was rejected.
     """
+    if standard_plane is not None and not standard_plane >= limits.min_standard_plane:
+        plane = f"P {standard_plane:.2f} < {limits.min_standard_plane:g}"
+        return _reject(m, f"not a standard plane ({plane}): the symphysis and the fetal head are not both in view")
     if not m.ok or m.landmarks is None:
         return m
     if gray is not None and label_map is not None:

@@ -35,6 +35,7 @@ _VENDORED = [
     "geometry.py",
     "measurement.py",
     "predict.py",
+    "members.py",
     "preprocess.py",
     "quality.py",
     "py.typed",

@@ -54,3 +54,30 @@ def server(tmp_path_factory) -> Server:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def app_client(tmp_path):
+    """An in-process client of ``create_app(load_model(), **options)`` whose per-request folders go to a
+    private folder that must be empty again when the test ends."""
+    import warnings
+
+    from partus.app import create_app
+    from partus.predict import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    work = tmp_path / "work"
+    work.mkdir()
+    clients = []
+
+    def make(**options):
+        clients.append(TestClient(create_app(load_model(), tmp_root=work, **options)).__enter__())
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+    assert list(work.iterdir()) == [], "a request left files behind"

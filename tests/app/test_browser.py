@@ -106,3 +106,27 @@ def test_page_reports_a_refused_upload(server, browser, tmp_path):
     status = browser.find_element(By.ID, "status")
     _wait(lambda: "Error" in status.text, what="the error message")
     assert "not an accepted image" in status.text
+
+
+def test_upload_a_clip_and_see_its_summary_and_plot(server, browser, tmp_path):
+    from _helpers import write_sample_video
+    from selenium.webdriver.common.by import By
+
+    clip = tmp_path / "sweep.avi"
+    write_sample_video(clip, 16)
+    browser.get(server.url + "/")
+    _wait(lambda: "model" in browser.find_element(By.ID, "model").text, what="the model id")
+    browser.find_element(By.ID, "clip-file").send_keys(str(clip))
+    result = browser.find_element(By.ID, "clip-result")
+    _wait(result.is_displayed, timeout=90, what="the clip summary")
+    assert browser.find_element(By.ID, "clip-name").text == "sweep.avi"
+    summary = browser.find_element(By.ID, "clip-summary").text
+    assert "16 frames" in summary and "standard-plane frames" in summary
+    aop = browser.find_element(By.ID, "clip-aop").text
+    assert aop.endswith("°") or aop == "–"
+    for img in ("clip-plot", "clip-best"):
+        element = browser.find_element(By.ID, img)
+        if element.is_displayed():
+            width = _wait(lambda e=element: browser.execute_script("return arguments[0].naturalWidth", e), what=img)
+            assert width > 100
+    assert "Error" not in browser.find_element(By.ID, "clip-status").text

@@ -221,3 +221,37 @@ def test_auto_orientation_follows_the_head(rule_model):
 def test_rule_model_refuses_flip_tta(rule_model):
     with pytest.raises(InputError, match="tta_flip"):
         Predictor(rule_model, tta_flip=True)
+
+
+@pytest.mark.slow
+def test_a_plane_head_adds_standard_plane_and_changes_nothing_else(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from partus.cli import EXIT_OK, app
+    from partus.data.planes import non_standard
+    from partus.train.module import LandmarkModule
+    from partus.train.plane import plane_set, train_plane_head
+
+    res, old_onnx, _ = trained
+    records = load_phantoms(12, seed=5, size=64)
+    ckpt, m = train_plane_head(res.checkpoint, tmp_path / "plane.ckpt", records=records, hidden=8, steps=300)
+    assert m["n"] == len(plane_set(records).images) and m["auc"] > 0.7  # learns (a 1-epoch trunk: weak features)
+    model = LandmarkModule.load_from_checkpoint(ckpt, map_location="cpu").model.eval()
+    assert model.cls_names == ("mirrored", "standard_plane")
+    meta = export_onnx(ckpt, tmp_path / "plane.onnx")
+    assert meta["cls_names"] == ["mirrored", "standard_plane"]
+    rec = records[0]
+    images = [rec.image, non_standard("noise_fan", rec.image, rec.points, rec.mask)]
+    x = np.stack([np.asarray(im, np.float32)[None] / 255.0 for im in images])
+    old = dict(zip([o.name for o in ort.InferenceSession(str(old_onnx)).get_outputs()],
+                   ort.InferenceSession(str(old_onnx)).run(None, {"image": x}), strict=True))  # fmt: skip
+    sess = ort.InferenceSession(str(tmp_path / "plane.onnx"))
+    new = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"image": x}), strict=True))
+    for name in ("seg", "heatmap", "dsnt"):
+        assert np.array_equal(old[name], new[name]), name  # the dense heads are untouched, bit for bit
+    assert np.array_equal(old["cls"][:, 0], new["cls"][:, 0]) and new["cls"].shape == (2, 2)
+    pred = Predictor(tmp_path / "plane.onnx")
+    assert pred.has_plane and "standard_plane" in pred.predict([rec.image])[0].measurement.extras
+    res2 = CliRunner().invoke(app, ["train-plane", str(res.checkpoint), "--out", str(tmp_path / "cli.ckpt"),
+                                    "--steps", "5", "--hidden", "4"])  # fmt: skip
+    assert res2.exit_code != EXIT_OK and "--data" in res2.output  # needs labelled data

@@ -1,4 +1,5 @@
-"""The partus HTTP service (FastAPI): one page for clinicians and ``POST /v1/measure`` for programs.
+"""The partus HTTP service (FastAPI): one page for clinicians, ``POST /v1/measure`` (images) and
+``/v1/clips`` (clips, :mod:`.clips`) for programs.
 
 Safety: uploads are capped in bytes (413) while they stream in and in declared pixels before decoding
 (decompression bombs, 413); the format is taken from the content, never from the name or declared type
@@ -30,6 +31,7 @@ from ..errors import InputError
 from ..io import as_gray_uint8, encode_png, read_any
 from ..predict import Predictor, load_model
 from ..viz import draw_overlay
+from .clips import add_clip_routes
 from .uploads import EXTENSIONS, UploadRejected, check_upload, safe_name
 
 __all__ = ["create_app"]
@@ -97,6 +99,8 @@ def create_app(
     max_files: int = 16,
     workers: int = 2,
     tmp_root: str | Path | None = None,
+    max_clip_frames: int = 3000,
+    max_jobs: int = 8,
 ) -> FastAPI:
     """Build the app.
 
@@ -116,6 +120,9 @@ def create_app(
         Most images measured at once.
     tmp_root : path, optional
         Where per-request temporary directories are made (default: the system's).
+    max_clip_frames, max_jobs : int
+        Clips (``/v1/clips``): most frames of one clip (each at most ``max_pixels``), and most clip jobs
+        kept at once (running, waiting, or finished and not yet fetched).
     """
     limit = int(max_upload_mb * MiB)
     # Keep parsed uploads in memory (their size is capped above) instead of spooling them to the
@@ -135,6 +142,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(_Guard, limit=limit, token=token)
+    add_clip_routes(app, gate=gate, max_pixels=max_pixels, max_frames=max_clip_frames, max_jobs=max_jobs,
+                    tmp_root=tmp_root)  # fmt: skip
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -189,7 +198,7 @@ def _measure_all(predictor: Predictor, uploads: list, overlay: bool, tmp_root) -
                 problem = exc.problem if isinstance(exc, InputError) else type(exc).__name__
                 raise HTTPException(422, f"{name}: could not decode the {kind.upper()} file: {problem}") from None
             if image.frames > 1:
-                raise HTTPException(422, f"{name}: {image.frames} frames; upload one frame (clips: partus measure)")
+                raise HTTPException(422, f"{name}: {image.frames} frames; upload one frame, or the clip to /v1/clips")
             try:
                 gray = as_gray_uint8(image.pixels, name)
             except InputError as exc:

@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 some inputs could not be read (the others were processed); 2 usage error.
 
 Modules: :mod:`._common` (consoles, exit codes, shared helpers and options), :mod:`.geometry` (geometry,
-evaluate), :mod:`.train` (train, cv, export), :mod:`.measure` (measure, submission), :mod:`.predict`
+evaluate), :mod:`.train` (train, cv, export, train-plane), :mod:`.measure` (measure, submission), :mod:`.predict`
 (predict, on the local or the Ray engine) and :mod:`.serve` (serve). This module builds the typer ``app``
 and registers the commands.
 """
@@ -55,6 +55,7 @@ for _command in (
     _train.train,
     _train.cv,
     _train.export,
+    _train.train_plane,
     _measure.measure,
     _predict.predict,
     _measure.submission,

@@ -96,17 +96,31 @@ def _write_overlay(folder: Path, mask_path: Path, m, lab, image_path: Path | Non
 
 def evaluate(
     pred: Annotated[Path, typer.Option("--pred", help="Prediction CSV (IUGC 2025 format, optional HSD).")],
-    gt: Annotated[Path, typer.Option("--gt", help="Ground-truth CSV (IUGC 2025 format, optional HSD).")],
+    gt: Annotated[Path | None, typer.Option("--gt", help="Ground-truth CSV (IUGC 2025 format, optional HSD).")] = None,
     gt_aop: Annotated[Path | None, typer.Option(help="Ground-truth AoP CSV (Filename,AOP), if separate.")] = None,
     pred_masks: Annotated[Path | None, typer.Option(help="Folder of predicted masks (matched by name).")] = None,
     gt_masks: Annotated[Path | None, typer.Option(help="Folder of ground-truth masks.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write summary.json, per_image.csv and plots here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    planes: Annotated[
+        bool, typer.Option("--planes", help="Score standard_plane against IUGC 2024 frame names (class 6 = standard).")
+    ] = False,
+    plane_labels: Annotated[
+        Path | None, typer.Option(help="Score standard_plane against a CSV Filename,standard_plane (0/1).")
+    ] = None,
+    plane_threshold: Annotated[float, typer.Option(help="P(standard plane) from which a frame counts as one.")] = 0.5,
 ) -> None:
-    """Landmark, AoP, HSD (and segmentation) errors of predictions against ground truth."""
+    """Landmark, AoP, HSD (and segmentation) errors of predictions against ground truth; with --planes or
+    --plane-labels, standard-plane classification (accuracy, AUC, F1, MCC; IUGC 2024 definitions)."""
     from ..errors import InputError
     from ..evaluate import evaluate_files
 
+    if planes or plane_labels is not None:
+        _evaluate_planes(pred, plane_labels, plane_threshold, json_out)
+        if gt is None:
+            return
+    elif gt is None:
+        raise _usage("give --gt (landmarks), or --planes / --plane-labels (standard-plane classification)")
     for opt, path in (("--pred", pred), ("--gt", gt), ("--gt-aop", gt_aop)):
         if path is not None and not path.is_file():
             raise _usage(f"{opt} {path}: no such file")
@@ -136,6 +150,29 @@ def evaluate(
 
         written = write_report(reports if len(reports) > 1 else reports[0], report)
         err.print(f"report: {len(written)} file(s) in {report}")
+
+
+def _evaluate_planes(pred: Path, labels_csv: Path | None, threshold: float, json_out: bool) -> None:
+    from ..errors import InputError
+    from ..planeval import evaluate_planes, read_plane_labels
+
+    try:
+        labels = read_plane_labels(labels_csv) if labels_csv is not None else None
+        m = evaluate_planes(pred, labels, threshold=threshold)
+    except InputError as exc:
+        raise _usage(str(exc)) from None
+    if json_out:
+        out.print_json(json.dumps({"planes": m}, default=_json_default))
+        return
+    t = Table(title=f"Standard plane: {m['n']} frame(s), threshold {threshold:g}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key in ("accuracy", "auc", "f1", "mcc"):
+        t.add_row(key.upper() if key != "accuracy" else key, _fmt(m[key], 4))
+    t.add_row("TP / FP / TN / FN", f"{m['tp']} / {m['fp']} / {m['tn']} / {m['fn']}")
+    if m["n_without_score"]:
+        t.add_row("rows without a score (counted non-standard)", str(m["n_without_score"]))
+    out.print(t)
 
 
 def _json_default(value):

@@ -48,17 +48,12 @@ def measure(
     step: Annotated[int, typer.Option(min=1, help="Clips: measure every STEP-th frame.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Measure AoP and HSD on raw ultrasound: landmarks, verdict and an overlay PNG per image; for a
-    video or multi-frame DICOM a per-frame CSV and a plot of AoP over time."""
-    from ..batch import (
-        IMAGE_SUFFIXES,
-        MultiFrameError,
-        is_video,
-        iter_file_predictions,
-        measure_clip,
-        unique_stems,
-        write_overlay,
-    )
+    """Measure AoP and HSD on raw ultrasound: landmarks, verdict and an overlay PNG per image. A video or
+    multi-frame DICOM is a clip: every frame classified (standard plane or not) and measured, AoP smoothed
+    over the standard frames, and a summary (median and IQR), a per-frame CSV, a plot over time and the
+    best frame's overlay written."""
+    from ..batch import IMAGE_SUFFIXES, MultiFrameError, is_video, iter_file_predictions, unique_stems, write_overlay
+    from ..clip import measure_clip
     from ..errors import InputError
     from ..io.datasets import VIDEO_EXTENSIONS
 
@@ -91,11 +86,11 @@ def measure(
     if records:
         _print_measurements(records, json_out)
     for c in clips:
-        err.print(
-            f"{escape(Path(c.source).name)}: {c.measurable}/{c.frames} frames measurable, "
-            f"AoP median {_fmt(c.aop_median)} deg "
-            f"(range {_fmt(c.aop_range[0])}-{_fmt(c.aop_range[1])}); wrote {c.csv} and {c.plot}"
-        )
+        iqr = f"IQR {_fmt(c.aop_iqr[0])}-{_fmt(c.aop_iqr[1])}"
+        aop = f"AoP median {_fmt(c.aop_median)} deg ({iqr}), best frame {c.best_frame}" if c.used_frames else "no AoP"
+        err.print(f"{escape(Path(c.source).name)}: {c.standard_frames}/{c.frames} standard-plane frames, "
+                  f"{c.message}; {aop}; wrote {c.summary}, {c.csv.name}, {c.plot.name}"
+                  + (f", {c.overlay.name}" if c.overlay else ""))  # fmt: skip
     if records:
         err.print(f"overlays in {out_dir}/ (model {predictor.id})")
     if failures:

@@ -129,3 +129,34 @@ def export(
     err.print(
         f"{meta['model']} ({meta['kind']}) -> {out_file}; ONNX Runtime vs torch max |diff| {meta['max_abs_diff']:.2e}"
     )
+
+
+def train_plane(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained multitask_net checkpoint (.ckpt).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="The checkpoint with the standard_plane head (.ckpt).")],
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled PSFHS-layout scans: positives, and the weak negatives made from them.")
+    ] = None,
+    frames: Annotated[
+        Path | None, typer.Option(help="Real labelled frames named <video>_<frame>_<class>.png (IUGC 2024).")
+    ] = None,
+    hidden: Annotated[int, typer.Option(min=1, help="Width of the plane head's MLP.")] = 32,
+    steps: Annotated[int, typer.Option(min=1, help="Full-batch optimiser steps.")] = 600,
+) -> None:
+    """Add a standard-plane head to a trained multitask network (its other outputs stay exactly as they
+    were); export the result with 'partus export'."""
+    from ..data.records import load_psfhs
+    from ..errors import InputError
+    from ..train.plane import iugc2024_plane_frames, train_plane_head
+
+    if data is None and frames is None:
+        raise _usage("give --data (labelled scans) and/or --frames (IUGC 2024 frames)")
+    try:
+        records = load_psfhs(data) if data is not None else []
+        real = iugc2024_plane_frames(frames) if frames is not None else []
+        with err.status("fitting the standard-plane head"):
+            path, m = train_plane_head(checkpoint, out, records=records, frames=real, hidden=hidden, steps=steps)
+    except (InputError, ValueError) as exc:
+        raise _usage(str(exc)) from None
+    err.print(f"standard-plane head on {m['n']} images ({m['positives']} standard): in-sample AUC {_fmt(m['auc'], 4)}, "
+              f"accuracy {_fmt(m['accuracy'], 4)}; wrote {path} (partus export {path} --out model.onnx)")  # fmt: skip

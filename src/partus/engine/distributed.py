@@ -82,6 +82,7 @@ class _Worker:
                 cols["hsd_unit"].append(row.hsd_unit)
                 cols["status"].append(row.status.value)
                 cols["reason"].append(row.reason)
+                cols["plane"].append(row.standard_plane)
                 cols["bad"].append(isinstance(p, InputError))
         n = len(cols["key"])
         rss = _peak_rss_mib()
@@ -186,6 +187,7 @@ def _row(batch: dict[str, np.ndarray], j: int) -> tuple[PredictionRow, bool]:
     row = PredictionRow(
         str(batch["key"][j]), np.asarray(batch["points"][j], np.float64).reshape(3, 2), float(batch["aop"][j]),
         float(batch["hsd"][j]), str(batch["hsd_unit"][j]), Status(str(batch["status"][j])), str(batch["reason"][j]),
+        standard_plane=float(batch["plane"][j]),
     )  # fmt: skip
     return row, bool(batch["bad"][j])
 
