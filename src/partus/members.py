@@ -67,10 +67,6 @@ class OnnxModel:
             return None
         return out["cls"][:, self.cls_names.index(name)]
 
-    def p_mirrored(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
-        """P(display mirrored) per image from the orientation head, or None without one."""
-        return self.cls_prob(out, "mirrored")
-
     def landmarks(self, maps: np.ndarray, size: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray]:
         """Points ``(3, 2)`` in image pixels and confidences ``(3,)`` from one image's maps ``(3, h, w)``."""
         grid = maps.shape[-2:]

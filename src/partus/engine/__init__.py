@@ -112,7 +112,7 @@ def predict_to_file(
         stats = RunStats()
         done = 0
 
-        def commit(rows: list[tuple[str, Any]], bad: int) -> None:
+        def commit(rows: list[tuple[str, Any]]) -> None:
             nonlocal done
             journal.add(rows)
             stats.measured += len(rows)
@@ -139,4 +139,4 @@ def _run_local(units: list[Unit], commit, predictor, *, batch_size: int, on_pred
         if on_prediction is not None:
             for key, pred in rows:
                 on_prediction(unit, key, pred)
-        commit(measurement_rows(rows), sum(1 for _, p in rows if isinstance(p, InputError)))
+        commit(measurement_rows(rows))

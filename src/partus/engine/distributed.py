@@ -71,7 +71,7 @@ class _Worker:
         ids = {u: int(i) for u, i in zip(units, batch["uid"], strict=True)}
         cols: dict[str, list] = defaultdict(list)
         for unit, rows in predict_units(self.predictor, units, batch_size=self.batch_size, **self.opts):
-            for (key, m), (_, p) in zip(measurement_rows(rows), rows, strict=True):
+            for key, m in measurement_rows(rows):
                 row = _as_row(key, m)
                 cols["uid"].append(ids[unit])
                 cols["n"].append(len(rows))
@@ -83,7 +83,6 @@ class _Worker:
                 cols["status"].append(row.status.value)
                 cols["reason"].append(row.reason)
                 cols["plane"].append(row.standard_plane)
-                cols["bad"].append(isinstance(p, InputError))
         n = len(cols["key"])
         rss = _peak_rss_mib()
         out = {k: np.array(v, dtype=object if k in ("key", "hsd_unit", "status", "reason") else None)
@@ -109,7 +108,7 @@ def _start(ray, address: str | None, workers: int | None) -> bool:
 
 def run_ray(
     units: Sequence[Unit],
-    commit: Callable[[list[tuple[str, Any]], int], None],
+    commit: Callable[[list[tuple[str, Any]]], None],
     stats,
     *,
     models: Sequence[str | os.PathLike] | None,
@@ -119,7 +118,7 @@ def run_ray(
     tta_flip: bool = False,
     **opts: Any,
 ) -> None:
-    """Measure ``units`` on Ray, calling ``commit(rows, unreadable)`` with every finished unit's rows on
+    """Measure ``units`` on Ray, calling ``commit(rows)`` with every finished unit's rows on
     the driver; per-worker rows and peak memory go into ``stats.workers``."""
     ray = import_ray()
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -172,7 +171,7 @@ def run_ray(
                 w["peak_rss_mib"] = max(w["peak_rss_mib"], float(batch["rss_mib"][j]))
                 if len(waiting[uid]) == int(batch["n"][j]):
                     rows = waiting.pop(uid)
-                    commit([(r.filename, r) for r, _ in rows], sum(bad for _, bad in rows))
+                    commit([(r.filename, r) for r in rows])
         if waiting:  # cannot happen unless Ray lost rows: never commit half a unit
             raise RuntimeError(f"Ray returned incomplete rows for {len(waiting)} input(s)")
     finally:
@@ -180,16 +179,15 @@ def run_ray(
             ray.shutdown()
 
 
-def _row(batch: dict[str, np.ndarray], j: int) -> tuple[PredictionRow, bool]:
-    """Row ``j`` of an actor's output batch as a PredictionRow, and whether its input was unreadable."""
+def _row(batch: dict[str, np.ndarray], j: int) -> PredictionRow:
+    """Row ``j`` of an actor's output batch as a PredictionRow."""
     from ..conventions import Status
 
-    row = PredictionRow(
+    return PredictionRow(
         str(batch["key"][j]), np.asarray(batch["points"][j], np.float64).reshape(3, 2), float(batch["aop"][j]),
         float(batch["hsd"][j]), str(batch["hsd_unit"][j]), Status(str(batch["status"][j])), str(batch["reason"][j]),
         standard_plane=float(batch["plane"][j]),
     )  # fmt: skip
-    return row, bool(batch["bad"][j])
 
 
 def _no_restart() -> dict[str, Any]:
