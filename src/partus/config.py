@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InputError
 
@@ -115,6 +115,34 @@ class LossConfig(_Strict):
     dynamic_alpha: float = 0.5
 
 
+class SemiConfig(_Strict):
+    """Learning from unlabelled scans (papers 1-2): pseudo-labels added to the annotated training scans."""
+
+    #: Folders or files of unlabelled scans (images, DICOM, videos; relative to the config file). With
+    #: ``rounds`` > 0, the trained model pseudo-labels them, a fresh model trains on the annotated scans
+    #: plus the kept labels, and that model labels them again for the next round.
+    unlabelled: list[str] = Field(default_factory=list)
+    rounds: int = Field(0, ge=0)
+    #: Share of the kept labels (surest first) used in each round; default ``r / rounds`` (progressive).
+    fractions: list[float] | None = None
+    #: Loss weight of a pseudo-labelled scan relative to an annotated one (1) in the same batch (losses
+    #: are weighted means over a batch).
+    weight: float = Field(0.5, gt=0)
+    #: Every n-th frame of unlabelled videos.
+    frame_step: int = Field(5, ge=1)
+    #: A folder written by ``partus pseudo-label`` whose kept labels join the training scans (never the
+    #: validation fold), with loss weight ``weight``. Relative to the config file's folder, as every path
+    #: of a config; give an absolute path with ``--set``.
+    pseudo_root: str | None = None
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SemiConfig:
+        f = self.fractions
+        if f is not None and (len(f) != self.rounds or not all(0 < v <= 1 for v in f)):
+            raise ValueError(f"fractions must be {self.rounds} numbers in (0, 1] (one per round), got {f}")
+        return self
+
+
 class DecodeConfig(_Strict):
     method: Literal["argmax", "quadratic", "dark", "soft_argmax"] = "dark"
     tta_flip: bool = False
@@ -128,6 +156,7 @@ class Config(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    semi: SemiConfig = Field(default_factory=SemiConfig)
     #: Folder the relative data paths are resolved against (the config file's folder); not saved.
     base_dir: str = Field(default=".", exclude=True)
 

@@ -33,7 +33,7 @@ from .members import OnnxModel
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
 
-__all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure"]
+__all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure", "model_files"]
 
 #: The model shipped inside the package (see ``weights/MODEL_CARD.md``): one multitask network whose
 #: segmentation (masks, HSD, structure checks), heatmap and DSNT heads are fused like an ensemble's members,
@@ -65,6 +65,16 @@ def _named(conf: np.ndarray) -> dict[str, float]:
     return dict(zip(("PS1", "PS2", "FH1"), (round(float(c), 4) for c in conf), strict=True))
 
 
+def model_files(path: str | os.PathLike) -> list:
+    """A model file, or the ``.onnx`` files of a folder (e.g. one written by ``partus adapt``), sorted."""
+    if os.path.isdir(path):
+        found = sorted(str(p) for p in Path(path).glob("*.onnx"))
+        if not found:
+            raise InputError(path, "the folder holds no .onnx model")
+        return found
+    return [path]
+
+
 def _check_batch_size(batch_size: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError("batch_size", f"must be a positive integer, got {batch_size!r}")
@@ -76,7 +86,7 @@ class Predictor:
     Parameters
     ----------
     models : path or sequence of paths, optional
-        Exported partus models (``.onnx``); several make an ensemble. Default: the bundled model
+        Exported partus models (``.onnx``) or folders of them; several make an ensemble. Default: the bundled model
         (:data:`DEFAULT_MODELS`).
     tta_flip : bool
         Also run each model on the mirrored image and average (exact for segmentation; for landmark
@@ -107,6 +117,7 @@ class Predictor:
             models = list(DEFAULT_MODELS)
         elif isinstance(models, str | os.PathLike):
             models = [models]
+        models = [m for p in models for m in model_files(p)]
         if not models:
             raise InputError("models", "no model given")
         spin = len(models) == 1 if spinning is None else bool(spinning)

@@ -82,7 +82,11 @@ def _print_measurements(records, as_json: bool) -> None:
 
 ModelOpt = Annotated[
     list[Path] | None,
-    typer.Option("--model", help="Exported .onnx model(s); several make an ensemble. Default: bundled."),
+    typer.Option(
+        "--model",
+        help="Exported .onnx model(s) or folders of them (e.g. from partus adapt); several "
+        "make an ensemble. Default: bundled.",
+    ),
 ]
 TtaOpt = Annotated[
     bool,

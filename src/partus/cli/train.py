@@ -51,13 +51,50 @@ def train(
     from ..train.fit import fit
 
     out_dir = out_dir or Path("runs") / cfg.name / ("all" if fold is None else f"fold{fold}")
+    scans = _unlabelled(cfg, fold) if cfg.semi.rounds > 0 else None  # checked before hours of training
     res = fit(cfg, out_dir, fold=fold, devices=devices, num_nodes=num_nodes, resume=not no_resume)
     if res.global_rank != 0:  # under DDP every process gets here; one reports
         return
+    if scans is not None:
+        res = _self_train(cfg, out_dir, res, scans, resume=not no_resume)
     shown = {k: round(v, 4) for k, v in res.metrics.items()}
     procs = f" on {res.world_size} processes (DDP)" if res.world_size > 1 else ""
     err.print(f"trained {cfg.model.name} for {res.epochs} epoch(s){procs} in {res.seconds / 60:.1f} min; {shown}")
     typer.echo(str(res.checkpoint))  # plain (no wrapping): scripts read it
+
+
+def _unlabelled(cfg, fold: int | None):
+    """The scans of ``semi.unlabelled`` for self-training rounds, or a usage error."""
+    from ..batch import IMAGE_SUFFIXES
+    from ..data.unlabelled import read_scans
+    from ..io.datasets import VIDEO_EXTENSIONS
+    from ._common import _expand
+
+    if fold is not None:
+        raise _usage("self-training rounds (semi.rounds) train on all the data; for a held-out comparison see "
+                     "scripts/label_fraction.py")  # fmt: skip
+    if not cfg.semi.unlabelled:
+        raise _usage("semi.rounds > 0 needs semi.unlabelled (folders or files of unlabelled scans)")
+    files = _expand([cfg.resolve(p) for p in cfg.semi.unlabelled], IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
+    scans, problems = read_scans(files, frame_step=cfg.semi.frame_step)
+    if problems:
+        path, why = problems[0]
+        err.print(f"[yellow]skipped {len(problems)} unreadable file(s)[/yellow], e.g. {path}: {why}")
+    if not scans:
+        raise _usage("none of semi.unlabelled could be read")
+    return scans
+
+
+def _self_train(cfg, out_dir: Path, res, scans, *, resume: bool):
+    """``semi.rounds`` of pseudo-labelling the unlabelled scans after the supervised run (papers 1-2)."""
+    from ..train.semi import self_train
+
+    err.print(f"self-training: {cfg.semi.rounds} round(s) on {len(scans)} unlabelled scans")
+    annotated = [r for r in res.train_records if not r.name.startswith("pseudo:")]  # semi.pseudo_root joins anew
+    res, info = self_train(cfg, out_dir / "semi", annotated, scans, teacher=res.checkpoint, resume=resume)
+    for r in info["rounds"]:
+        err.print(f"round {r['round']}: kept {r['kept']} of {r['scans']} pseudo-labels, used {r['used']}")
+    return res
 
 
 def cv(

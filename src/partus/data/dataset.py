@@ -44,9 +44,9 @@ class LandmarkDataset(Dataset):
     Keys: ``image`` (1, S, S) float32 in [0, 1]; ``points`` (3, 2) input-grid ``(x, y)`` (after label
     noise when training); ``heatmaps`` (3, S/stride, S/stride) unit Gaussians at the points;
     ``mask`` (S, S) int64 (zeros when the record has none) and ``has_mask``; ``index``; ``weight``
-    (the sample's loss weight, 1 unless set in ``weights``); ``mirrored`` (1.0 when the scan was shown
-    mirrored for the orientation head, see ``orientation_p``); ``orig_points`` (3, 2) and ``orig_size``
-    (2,) = (H, W) of the unaugmented record, for evaluation in original pixels.
+    (the sample's loss weight: the record's ``weight`` unless set in ``weights``); ``mirrored`` (1.0 when
+    the scan was shown mirrored for the orientation head, see ``orientation_p``); ``orig_points`` (3, 2) and
+    ``orig_size`` (2,) = (H, W) of the unaugmented record, for evaluation in original pixels.
     """
 
     def __init__(
@@ -69,7 +69,8 @@ class LandmarkDataset(Dataset):
         self.compose = build_augment(augment) if augment is not None else None
         self.label_noise, self.seed, self.epoch = label_noise, seed, 0
         self.orientation_p = float(orientation_p)
-        self.weights = np.ones(len(self.records), np.float32)  # paper 1's error-weighted fine-tuning
+        #: per-sample loss weights: each record's ``weight``; paper 1's error-weighted fine-tuning resets them
+        self.weights = np.array([r.weight for r in self.records], np.float32)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -17,13 +17,15 @@ __all__ = ["Record", "load_iugc2025", "load_phantoms", "load_psfhs"]
 @dataclass(frozen=True)
 class Record:
     """One training image: ``image`` (H x W uint8), ``points`` (3, 2) ``(x, y)`` of PS1, PS2, FH1 in
-    original pixels, ``mask`` (H x W uint8 0/1/2) or None, and ``group`` for grouped splits."""
+    original pixels, ``mask`` (H x W uint8 0/1/2) or None, ``group`` for grouped splits, and ``weight``, the
+    sample's loss weight (pseudo-labels train with less than the annotated scans' 1)."""
 
     name: str
     image: np.ndarray
     points: np.ndarray
     mask: np.ndarray | None = None
     group: str | None = None
+    weight: float = 1.0
 
 
 def load_psfhs(root: str | Path, *, limit: int | None = None) -> list[Record]:

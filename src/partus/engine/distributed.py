@@ -125,9 +125,9 @@ def run_ray(
         raise InputError("workers", f"must be a positive integer, got {workers!r}")
     if not units:
         return
-    from ..predict import DEFAULT_MODELS
+    from ..predict import DEFAULT_MODELS, model_files
 
-    paths = [Path(m) for m in (models or DEFAULT_MODELS)]
+    paths = [Path(m) for p in (models or DEFAULT_MODELS) for m in model_files(p)]
     for p in paths:
         if not p.is_file():
             raise InputError(p, "model file not found")

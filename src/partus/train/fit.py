@@ -21,7 +21,7 @@ from ..data.splits import block_kfold, group_kfold
 from ..errors import InputError
 from .module import LandmarkModule
 
-__all__ = ["FitResult", "fit", "load_records", "split"]
+__all__ = ["FitResult", "fit", "load_pseudo_labels", "load_records", "split"]
 
 
 @dataclass
@@ -51,6 +51,17 @@ def load_records(cfg: Config) -> list[Record]:
     if root is None or not root.is_dir():
         raise InputError("data.root", f"PSFHS folder not found: {root}")
     return load_psfhs(root, limit=d.limit)
+
+
+def load_pseudo_labels(root: Path, weight: float) -> list[Record]:
+    """The kept labels of a ``partus pseudo-label`` folder as records of loss weight ``weight``."""
+    from dataclasses import replace
+
+    if not (root / "pseudo_labels.csv").is_file():
+        raise InputError("semi.pseudo_root", f"{root} is not a folder written by partus pseudo-label")
+    if not any((root / "images").glob("*.png")):
+        raise InputError("semi.pseudo_root", f"{root} holds no kept pseudo-label")
+    return [replace(r, name=f"pseudo:{r.name}", group=f"pseudo:{r.group}", weight=weight) for r in load_psfhs(root)]
 
 
 def split(
@@ -134,6 +145,7 @@ def fit(
     progress: bool = True,
     callbacks: list | None = None,
     num_nodes: int = 1,
+    init: dict | None = None,
 ) -> FitResult:
     """Train ``cfg`` on all records (``fold=None``) or on the training part of grouped fold ``fold``.
 
@@ -142,7 +154,8 @@ def fit(
 
     Re-running into the same ``out_dir`` resumes from ``checkpoints/last.ckpt`` (exact: sampling and
     augmentation depend only on seed, epoch and index) unless ``resume=False``. ``callbacks`` are extra
-    Lightning callbacks for the main training stage.
+    Lightning callbacks for the main training stage. ``init`` (a model state dict) starts from trained
+    weights instead of ``model.encoder_weights`` (fine-tuning, ``partus adapt``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,8 +165,15 @@ def fit(
     records = load_records(cfg) if records is None else records
     t = cfg.train
     train, val = (records, []) if fold is None else split(records, fold, t.folds, t.seed, t.split)
+    if cfg.semi.pseudo_root:  # pseudo-labels train, never validate
+        train = [*train, *load_pseudo_labels(cfg.resolve(cfg.semi.pseudo_root), cfg.semi.weight)]
+        if val:
+            warnings.warn("semi.pseudo_root joins every fold's training scans: make sure none of its scans is a "
+                          "copy or a clip-mate of a validation scan", stacklevel=2)  # fmt: skip
     module = LandmarkModule(cfg.model_dump(mode="json"))
-    if cfg.model.encoder_weights:
+    if init is not None:
+        module.model.load_state_dict(init)
+    elif cfg.model.encoder_weights:
         _load_encoder(module.model, cfg.model.encoder_weights)
     if cfg.train.channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -222,4 +242,5 @@ def _reweight(module: LandmarkModule, ds: LandmarkDataset, cfg: Config) -> None:
                         method=cfg.decode.method, sigma=cfg.data.sigma)  # fmt: skip
     module.train()
     err = point_errors(pts, np.stack([r.points for r in ds.records])).mean(axis=1)
-    ds.weights = error_weights(torch.from_numpy(err), cfg.train.error_weighted.lam).numpy().astype(np.float32)
+    ew = error_weights(torch.from_numpy(err), cfg.train.error_weighted.lam).numpy()
+    ds.weights = (ew * np.array([r.weight for r in ds.records])).astype(np.float32)  # pseudo-labels stay lighter
