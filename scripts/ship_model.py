@@ -205,6 +205,7 @@ def main() -> int:
         return 0
     from partus.export import export_onnx
     from partus.quality import DEFAULT_LIMITS
+    from partus.train.adapt import save_trainable
 
     if args.calibrate_only:
         folds = [k for k in range(5) if (args.cv / f"fold{k}" / "shift.npz").is_file()]
@@ -222,6 +223,7 @@ def main() -> int:
     plane_ckpt = PLANE_DIR / "multitask_plane.ckpt"
     source = plane_ckpt if plane_ckpt.is_file() else REPO / "runs" / CONFIG / "all" / "checkpoints" / "last.ckpt"
     meta = export_onnx(source, WEIGHTS / FILE)
+    save_trainable(source, WEIGHTS / "multitask.pt")  # what partus adapt fine-tunes
     plane = json.loads((PLANE_DIR / "plane_head.json").read_text()) if plane_ckpt.is_file() else None
     for old in WEIGHTS.glob("*.onnx"):
         if old.name != FILE:
@@ -285,6 +287,8 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
   {s["limits"]["mirror_threshold"]:g}, the scan is mirrored back, measured, and its landmarks mapped back with
   their anatomical identity; the decision is in `extras["orientation"]`. The landmark heads were trained
   on the usual display only (mirrored training scans teach only the orientation head).
+- `multitask.pt` holds the same network's weights for training (fp16, BatchNorm statistics fp32, with its
+  config): `partus adapt` fine-tunes it to a new site. Inference never reads it.
 
 Date {dt.date.today().isoformat()}, partus {version}. 128-px input, 30 epochs, AdamW 2e-3, cosine schedule, batch 8;
 augmentation: rotation +-25 deg, scale +-25 %, translation 10 %, brightness/contrast, gamma 0.6-1.5, blur,

@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 some inputs could not be read (the others were processed); 2 usage error.
 
 Modules: :mod:`._common` (consoles, exit codes, shared helpers and options), :mod:`.geometry` (geometry,
-evaluate), :mod:`.train` (train, cv, export, train-plane), :mod:`.measure` (measure, submission), :mod:`.predict`
+evaluate), :mod:`.train` (train, cv, export, train-plane), :mod:`.semi`
+(pretrain, pseudo-label, adapt), :mod:`.measure` (measure, submission), :mod:`.predict`
 (predict, on the local or the Ray engine) and :mod:`.serve` (serve). This module builds the typer ``app``
 and registers the commands.
 """
@@ -18,6 +19,7 @@ import typer
 from . import geometry as _geometry
 from . import measure as _measure
 from . import predict as _predict
+from . import semi as _semi
 from . import serve as _serve
 from . import train as _train
 from ._common import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, err, out
@@ -56,6 +58,9 @@ for _command in (
     _train.cv,
     _train.export,
     _train.train_plane,
+    _semi.pretrain,
+    _semi.pseudo_label,
+    _semi.adapt,
     _measure.measure,
     _predict.predict,
     _measure.submission,

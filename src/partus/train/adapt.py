@@ -1,0 +1,230 @@
+"""``partus adapt``: fit the shipped network to a new site from that site's unlabelled scans.
+
+1. The shipped model measures every scan ("before") and labels it; :func:`partus.pseudo.pseudo_label`
+   keeps the labels that pass its checks. Too few kept (``min_kept`` scans or ``min_kept_share``) ends
+   the run with an error naming the commonest rejection: the scans are not intrapartum scans this model
+   can label, and fine-tuning on them would teach it nonsense.
+2. Optionally (``pretrain_minutes`` > 0), MoCo v2 on the scans, starting from the shipped encoder.
+3. The shipped network is fine-tuned on the kept labels (``steps`` optimiser steps, its training
+   augmentation, orientation head included), starting from its trainable weights
+   (``weights/multitask.pt``, the checkpoint the bundled ONNX was exported from).
+4. Its standard-plane head is refitted on the adapted network (positives: the kept scans plain, mirrored
+   and shifted; negatives: the weak non-standard families made from them), then it is exported to
+   ``DIR/multitask.onnx`` with the parity check.
+5. The adapted model measures every scan again ("after"); ``DIR/adapt_report.json`` and ``.md`` compare
+   the two: share measured (not flagged), confidences, head agreement, AoP distribution.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.unlabelled import Scan
+from ..errors import InputError
+
+__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "save_encoder", "save_trainable"]
+
+#: The shipped network's trainable weights (fp16 state dict + its training config).
+TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
+
+
+@dataclass
+class AdaptConfig:
+    """``epochs`` passes over the kept pseudo-labels (``steps``, when given, overrides them)."""
+
+    epochs: float = 10.0
+    steps: int | None = None
+    lr: float = 5e-4
+    batch_size: int = 8
+    weight: float = 1.0  # pseudo-labels are the only labels here
+    pretrain_minutes: float = 0.0
+    min_kept: int = 20
+    min_kept_share: float = 0.2
+    seed: int = 0
+
+
+def save_trainable(checkpoint: str | Path, out: str | Path = TRAINABLE) -> Path:
+    """Write a Lightning checkpoint's model weights (mostly fp16) and config: what ``adapt`` starts from."""
+    from ..io import atomic_path
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    # fp16 halves the file; BatchNorm statistics and the plane head's standardisation stay fp32 (tiny
+    # variances lose their precision in fp16)
+    keep32 = ("running_mean", "running_var", "plane_head.mean", "plane_head.std")
+    sd = {k[len("model."):]: v.half() if v.is_floating_point() and not k.endswith(keep32) else v
+          for k, v in ckpt["state_dict"].items() if k.startswith("model.")}  # fmt: skip
+    with atomic_path(out) as tmp:
+        torch.save({"config": ckpt["hyper_parameters"]["config"], "state_dict": sd}, tmp)
+    return Path(out)
+
+
+def save_encoder(state: dict, path: str | Path) -> Path:
+    """The encoder of a multitask state dict as a torchvision-named MobileNetV2 ``.pth`` (atomically): what
+    ``model.encoder_weights`` and :func:`partus.train.ssl.pretrain`'s ``init`` read."""
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.features.")}, tmp)
+    return Path(path)
+
+
+def load_trainable(path: str | Path = TRAINABLE) -> tuple[dict, dict]:
+    """The config (dict) and fp32 state dict of a file written by :func:`save_trainable`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "the shipped network's trainable weights are missing; reinstall partus")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return blob["config"], {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+
+
+def summarise(preds) -> dict:
+    """Site-level figures of a list of :class:`~partus.predict.Prediction`."""
+    ms = [p.measurement for p in preds]
+    ok = np.array([m.ok for m in ms])
+    aop = np.array([m.aop for m in ms if m.ok], float)
+    spread = np.array([np.nan if m.extras.get("aop_spread_deg") is None else m.extras["aop_spread_deg"]
+                       for m in ms if m.ok], float)  # fmt: skip
+    conf = np.array([min(m.extras["confidence"].values()) for m in ms if m.ok and m.extras.get("confidence")], float)
+    reasons: dict[str, int] = {}
+    for m in ms:
+        if not m.ok:
+            key = (m.reason or "").split(" (")[0].split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+
+    def q(a):
+        return [round(float(v), 2) for v in np.nanpercentile(a, [10, 25, 50, 75, 90])] if a.size else None
+
+    return {"scans": len(ms), "measured": int(ok.sum()), "flagged_share": round(1 - float(ok.mean()), 4),
+            "aop_quantiles_10_25_50_75_90": q(aop), "aop_spread_median": None if not spread.size else
+            round(float(np.nanmedian(spread)), 3), "confidence_median": None if not conf.size else
+            round(float(np.median(conf)), 4),
+            "flag_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}  # fmt: skip
+
+
+def adapt(
+    scans: Sequence[Scan],
+    out_dir: str | Path,
+    *,
+    config: AdaptConfig | None = None,
+    base: str | Path = TRAINABLE,
+    base_onnx: str | Path | None = None,
+    rules=None,
+    step: Callable[[str], None] | None = None,
+) -> dict:
+    """Adapt the network ``base`` (its ONNX: ``base_onnx``, default the bundled model) to ``scans``;
+    write ``DIR/multitask.onnx`` and the report; return the report. ``step(msg)`` announces each stage."""
+    from ..config import Config
+    from ..export import export_onnx
+    from ..io import atomic_write, write_json
+    from ..predict import DEFAULT_MODELS, Predictor
+    from ..pseudo import pseudo_label, write_pseudo_labels
+    from .fit import fit
+    from .semi import pseudo_records
+
+    cfg_a = config or AdaptConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "multitask.onnx").unlink(missing_ok=True)  # a refused or failed run must not leave an old model
+    say = step or (lambda msg: None)
+    t0 = time.perf_counter()
+    if not scans:
+        raise InputError("scans", "no scan to adapt to")
+    say(f"labelling {len(scans)} scans with the shipped model")
+    before = Predictor(base_onnx or list(DEFAULT_MODELS))
+    labels = pseudo_label(before, list(scans), rules=rules)
+    counts = write_pseudo_labels(out / "pseudo", labels)
+    need = max(cfg_a.min_kept, int(np.ceil(cfg_a.min_kept_share * len(scans))))
+    if counts["kept"] < need:
+        top = next(iter(counts["rejected"]), "none")
+        example = next((p.reason for p in labels if p.check == top), "")
+        raise InputError("scans", f"only {counts['kept']} of {len(scans)} scans pass the pseudo-label checks "
+                         f"(need {need}); commonest rejection: {top} ({example}). Are these intrapartum "
+                         f"transperineal scans? See {out / 'pseudo' / 'pseudo_labels.csv'}")  # fmt: skip
+    before_summary = summarise(before.predict([s.image for s in scans]))
+    cfg_dict, state = load_trainable(base)
+    steps = cfg_a.steps or max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size))
+    tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
+                                  "batch_size": cfg_a.batch_size, "seed": cfg_a.seed, "error_weighted": {"rounds": 0}},
+            "semi": {}}  # fmt: skip
+    tree["model"] = {**tree["model"], "encoder_weights": None}
+    cfg = Config(**tree)
+    if cfg_a.pretrain_minutes > 0:
+        state = _pretrained(scans, state, out, cfg_a, say)
+    records = pseudo_records(labels, cfg_a.weight)
+    say(f"fine-tuning on {len(records)} pseudo-labelled scans ({steps} steps)")
+    res = fit(cfg, out / "finetune", records=records, init=state, progress=True, resume=False)
+    ckpt = res.checkpoint
+    if res.module.model.plane_head is not None:
+        say("refitting the standard-plane head")
+        ckpt = _refit_plane(res, records, out)
+    say("exporting")
+    model_path = out / "multitask.onnx"
+    export_onnx(ckpt, model_path)
+    say("measuring every scan with the adapted model")
+    after_summary = summarise(Predictor(model_path).predict([s.image for s in scans]))
+    report = {"scans": len(scans), "pseudo_labels": counts, "before": before_summary, "after": after_summary,
+              "config": asdict(cfg_a), "steps": steps, "minutes": round((time.perf_counter() - t0) / 60, 1),
+              "model": str(model_path)}  # fmt: skip
+    write_json(out / "adapt_report.json", report)
+    atomic_write(out / "adapt_report.md", _markdown(report))
+    return report
+
+
+def _pretrained(scans, state: dict, out: Path, cfg_a: AdaptConfig, say) -> dict:
+    """MoCo v2 on the site's scans from the shipped encoder; returns ``state`` with that encoder."""
+    from .ssl import PretrainConfig, pretrain
+
+    init = save_encoder(state, out / "shipped_encoder.pth")
+    say(f"pretraining the encoder on the site's scans ({cfg_a.pretrain_minutes:g} min)")
+    enc = out / "encoder_moco.pth"
+    pretrain([s.image for s in scans], enc, groups=[s.group for s in scans],
+             config=PretrainConfig(minutes=cfg_a.pretrain_minutes, init=str(init), lr=0.002))  # fmt: skip
+    new = torch.load(enc, map_location="cpu", weights_only=True)
+    return {**state, **{f"encoder.{k}": v for k, v in new.items()}}
+
+
+def _refit_plane(res, records, out: Path) -> Path:
+    """The fine-tuned checkpoint with its plane head refitted on the adapted network."""
+    from ..io import atomic_path
+    from .plane import fit_plane_head, plane_inputs, plane_set
+
+    model = res.module.model
+    ps = plane_set(records, shifted=1)
+    x = plane_inputs(model, ps.images, int(res.module.cfg.data.input_size))
+    head = fit_plane_head(x, ps.labels, hidden=model.plane_hidden)
+    ckpt = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
+    for key, value in head.state_dict().items():
+        ckpt["state_dict"][f"model.plane_head.{key}"] = value.detach().clone()
+    for key in ("optimizer_states", "lr_schedulers"):
+        ckpt.pop(key, None)
+    path = out / "adapted.ckpt"
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return path
+
+
+def _markdown(r: dict) -> str:
+    b, a = r["before"], r["after"]
+    rows = [("measured (not flagged)", f"{b['measured']} / {b['scans']}", f"{a['measured']} / {a['scans']}"),
+            ("median head AoP spread (deg)", b["aop_spread_median"], a["aop_spread_median"]),
+            ("median confidence", b["confidence_median"], a["confidence_median"]),
+            ("AoP 10/25/50/75/90 % (deg)", b["aop_quantiles_10_25_50_75_90"],
+             a["aop_quantiles_10_25_50_75_90"])]  # fmt: skip
+    lines = ["# partus adapt: before and after", "",
+             f"{r['scans']} scans; {r['pseudo_labels']['kept']} pseudo-labels kept "
+             f"(rejected: {r['pseudo_labels']['rejected']}); {r['minutes']} min.", "",
+             "| | shipped model | adapted model |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {k} | {x} | {y} |" for k, x, y in rows]
+    lines += [
+        "",
+        "No labels were used: these figures say whether the model became surer and more consistent "
+        "on this site, not that it became more accurate. Check a few overlays before relying on it.",
+        "",
+    ]
+    return "\n".join(lines)
