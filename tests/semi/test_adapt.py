@@ -75,6 +75,7 @@ def test_adapt_end_to_end(site, tmp_path):
     saved = json.loads((tmp_path / "adapt_report.json").read_text())
     assert saved["after"] == report["after"]
     assert "| measured (not flagged) |" in (tmp_path / "adapt_report.md").read_text()
+    assert (tmp_path / "adapt_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "pseudo" / "pseudo_labels.csv").is_file()
     res = CliRunner().invoke(app, ["predict", str(SAMPLE_IMAGES), "--model", str(tmp_path), "--out",
                                    str(tmp_path / "rows.csv")])  # fmt: skip

@@ -11,8 +11,9 @@
 4. Its standard-plane head is refitted on the adapted network (positives: the kept scans plain, mirrored
    and shifted; negatives: the weak non-standard families made from them), then it is exported to
    ``DIR/multitask.onnx`` with the parity check.
-5. The adapted model measures every scan again ("after"); ``DIR/adapt_report.json`` and ``.md`` compare
-   the two: share measured (not flagged), confidences, head agreement, AoP distribution.
+5. The adapted model measures every scan again ("after"); ``DIR/adapt_report.json``, ``.md`` and ``.png``
+   compare the two: share measured (not flagged), confidences, head agreement, AoP per scan and its
+   distribution.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def adapt(
         raise InputError("scans", f"only {counts['kept']} of {len(scans)} scans pass the pseudo-label checks "
                          f"(need {need}); commonest rejection: {top} ({example}). Are these intrapartum "
                          f"transperineal scans? See {out / 'pseudo' / 'pseudo_labels.csv'}")  # fmt: skip
-    before_summary = summarise(before.predict([s.image for s in scans]))
+    before_preds = before.predict([s.image for s in scans])
+    before_summary = summarise(before_preds)
     cfg_dict, state = load_trainable(base)
     steps = cfg_a.steps or max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size))
     tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
@@ -167,7 +169,9 @@ def adapt(
     model_path = out / "multitask.onnx"
     export_onnx(ckpt, model_path)
     say("measuring every scan with the adapted model")
-    after_summary = summarise(Predictor(model_path).predict([s.image for s in scans]))
+    after_preds = Predictor(model_path).predict([s.image for s in scans])
+    after_summary = summarise(after_preds)
+    _plot(out / "adapt_report.png", before_preds, after_preds)
     report = {"scans": len(scans), "pseudo_labels": counts, "before": before_summary, "after": after_summary,
               "config": asdict(cfg_a), "steps": steps, "minutes": round((time.perf_counter() - t0) / 60, 1),
               "model": str(model_path)}  # fmt: skip
@@ -209,6 +213,39 @@ def _refit_plane(res, records, out: Path) -> Path:
     return path
 
 
+def _plot(path: Path, before, after) -> Path:
+    """AoP of every scan, shipped vs adapted model (flagged scans marked), and both AoP histograms."""
+    from matplotlib.figure import Figure
+
+    from ..report import save_figure
+
+    def arrays(preds):
+        aop = np.array([p.measurement.aop if p.measurement.aop is not None else np.nan for p in preds], float)
+        return aop, np.array([p.measurement.ok for p in preds])
+
+    (a0, ok0), (a1, ok1) = arrays(before), arrays(after)
+    fig = Figure(figsize=(8, 3.6))
+    ax, bx = fig.subplots(1, 2)
+    both = ok0 & ok1
+    ax.plot(a0[both], a1[both], "o", ms=3, alpha=0.6, color="tab:green", label="measured by both")
+    ax.plot(a0[~both], a1[~both], "x", ms=4, color="tab:red", label="flagged by one")
+    finite = np.concatenate([a0[np.isfinite(a0)], a1[np.isfinite(a1)]])
+    if finite.size:
+        lo, hi = float(finite.min()) - 2, float(finite.max()) + 2
+        ax.plot([lo, hi], [lo, hi], "--", color="0.5", lw=0.8)
+    ax.set_xlabel("AoP, shipped model (°)")
+    ax.set_ylabel("AoP, adapted model (°)")
+    ax.legend(fontsize=7)
+    bins = np.linspace(60, 180, 25)
+    bx.hist(a0[ok0], bins=bins, alpha=0.5, label=f"shipped ({int(ok0.sum())} measured)")
+    bx.hist(a1[ok1], bins=bins, alpha=0.5, label=f"adapted ({int(ok1.sum())} measured)")
+    bx.set_xlabel("AoP (°)")
+    bx.set_ylabel("scans")
+    bx.legend(fontsize=7)
+    fig.suptitle(f"partus adapt: {len(before)} scans of the site, no labels used", fontsize=9)
+    return save_figure(fig, path, dpi=110)
+
+
 def _markdown(r: dict) -> str:
     b, a = r["before"], r["after"]
     rows = [("measured (not flagged)", f"{b['measured']} / {b['scans']}", f"{a['measured']} / {a['scans']}"),
@@ -222,6 +259,8 @@ def _markdown(r: dict) -> str:
              "| | shipped model | adapted model |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {k} | {x} | {y} |" for k, x, y in rows]
     lines += [
+        "",
+        "![AoP per scan and AoP histograms, shipped vs adapted](adapt_report.png)",
         "",
         "No labels were used: these figures say whether the model became surer and more consistent "
         "on this site, not that it became more accurate. Check a few overlays before relying on it.",
