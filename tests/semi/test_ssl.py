@@ -137,3 +137,18 @@ def test_refuses_too_few_scans_and_draws_whole_batches(images, tmp_path):
     assert res.steps == 2 and all(np.isfinite(res.losses))
     with pytest.raises(ValueError, match="sub-batches"):
         pretrain(images, tmp_path / "z.pth", config=_cfg(bn_splits=8))
+
+
+def test_frozen_batchnorm_keeps_the_starting_statistics(images, tmp_path):
+    from partus.train.adapt import load_trainable, save_encoder
+
+    init = save_encoder(load_trainable()[1], tmp_path / "init.pth")
+    start = torch.load(init, weights_only=True)
+    for freeze in (True, False):
+        out = tmp_path / f"enc_{freeze}.pth"
+        pretrain(images, out, config=_cfg(method="mim", epochs=1, init=str(init), freeze_bn=freeze, lr=0.05))
+        end = torch.load(out, weights_only=True)
+        bn = [k for k in end if end[k].ndim == 1]  # the encoder's 1-D tensors are all BatchNorm's
+        same = all(torch.equal(end[k], start[k].to(end[k].dtype)) for k in bn)
+        assert same is freeze
+        assert not torch.equal(end["features.0.0.weight"], start["features.0.0.weight"])  # the convolutions learn
