@@ -161,7 +161,8 @@ def table(base: Path) -> str:
     ]
     for f in sorted(base.glob("*/result.json")):
         r = json.loads(f.read_text())
-        used = " → ".join(f"{x['used']} ({x['kept']} / {x['scans']})" for x in r.get("rounds", [])) or "–"
+        rounds = r.get("rounds") if isinstance(r.get("rounds"), list) else []
+        used = " → ".join(f"{x['used']} ({x['kept']} / {x['scans']})" for x in rounds) or "–"
         bands = " / ".join("–" if b["mae"] is None else f"{b['mae']:.1f}" for b in r["bands"])
         sm = r["shift_mean"]
         rows.append(f"| {f.parent.name} | {r.get('seed', 0)} | {used} | {r['plain']['aop_mae']:.2f} | "
