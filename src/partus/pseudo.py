@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,6 +36,7 @@ from .conventions import FH, PS
 from .data.unlabelled import Scan
 from .errors import InputError
 from .geometry import angle_of_progression
+from .measurement import Measurement
 from .predict import Predictor
 
 __all__ = ["PseudoFilter", "PseudoLabel", "pseudo_label", "write_pseudo_labels"]
@@ -74,7 +75,7 @@ class PseudoLabel:
     spread: float = float("nan")
     shift_px: float = float("nan")
     score: float = float("inf")
-    extras: dict = field(default_factory=dict)
+    measurement: Measurement | None = None  # the scan measured as given (the model's verdict included)
 
 
 def _solidity(binary: np.ndarray) -> tuple[float, int]:
@@ -158,7 +159,7 @@ def pseudo_label(
 
 def _decide(scan: Scan, p, q, m: np.ndarray, f: PseudoFilter) -> PseudoLabel:
     meas = p.measurement
-    label = PseudoLabel(scan.name, scan.group, False, "", p.image)
+    label = PseudoLabel(scan.name, scan.group, False, "", p.image, measurement=meas)
     if not meas.ok:
         label.reason, label.check = f"model verdict: {meas.reason}", "verdict"
         return label

@@ -41,6 +41,28 @@ def _expand(paths: Iterable[Path], suffixes: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def _read_scans(inputs: list[Path], frame_step: int, what: str = "the inputs"):
+    """Unlabelled scans from files and folders (images, DICOM, videos: every ``frame_step``-th frame), with
+    a progress bar; unreadable files are listed and skipped, none readable is a usage error."""
+    from rich.progress import Progress
+
+    from ..batch import IMAGE_SUFFIXES
+    from ..data.unlabelled import read_scans
+    from ..io.datasets import VIDEO_EXTENSIONS
+
+    files = _expand(inputs, IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("reading scans", total=len(files))
+        scans, problems = read_scans(files, frame_step=frame_step, on_file=lambda _: bar.advance(task))
+    for path, why in problems[:10]:
+        err.print(f"[yellow]skipped[/yellow] {path}: {why}")
+    if len(problems) > 10:
+        err.print(f"[yellow]skipped[/yellow] {len(problems) - 10} more unreadable files")
+    if not scans:
+        raise _usage(f"none of {what} could be read")
+    return scans
+
+
 def _progress(items, description: str, quiet: bool, total: int | None = None):
     """``items`` with a progress bar on stderr when there are 20 or more (``total`` for iterators)."""
     total = len(items) if total is None else total

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import _expand, _usage, err, out
+from ._common import _read_scans, _usage, err, out
 
 ScansArg = Annotated[
     list[Path], typer.Argument(help="Unlabelled scans: images, DICOM/MHA, videos, or folders of them.")
@@ -20,26 +20,6 @@ FrameStepOpt = Annotated[int, typer.Option(min=1, help="Use every n-th frame of 
 class Method(StrEnum):
     MOCO = "moco"
     MIM = "mim"
-
-
-def _scans(inputs: list[Path], frame_step: int):
-    from rich.progress import Progress
-
-    from ..batch import IMAGE_SUFFIXES
-    from ..data.unlabelled import read_scans
-    from ..io.datasets import VIDEO_EXTENSIONS
-
-    files = _expand(inputs, IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("reading scans", total=len(files))
-        scans, problems = read_scans(files, frame_step=frame_step, on_file=lambda _: bar.advance(task))
-    for path, why in problems[:10]:
-        err.print(f"[yellow]skipped[/yellow] {path}: {why}")
-    if len(problems) > 10:
-        err.print(f"[yellow]skipped[/yellow] {len(problems) - 10} more unreadable files")
-    if not scans:
-        raise _usage("none of the inputs could be read")
-    return scans
 
 
 def pretrain(
@@ -69,7 +49,7 @@ def pretrain(
 
     if init not in ("shipped", "imagenet", "none") and not Path(init).is_file():
         raise _usage(f"--init {init}: not imagenet, shipped or none, and no such file")
-    scans = _scans(inputs, frame_step)
+    scans = _read_scans(inputs, frame_step)
     start = None if init == "none" else init
     if init == "shipped":
         start = str(_shipped_encoder(out_file))
@@ -121,7 +101,7 @@ def pseudo_label(
     from ..pseudo import pseudo_label as run
     from ._common import _predictor
 
-    scans = _scans(inputs, frame_step)
+    scans = _read_scans(inputs, frame_step)
     predictor = _predictor(models, False)
     rules = PseudoFilter(max_aop_spread=max_aop_spread, max_shift_px=max_shift)
     try:
@@ -153,7 +133,7 @@ def adapt(
     from ..train.adapt import AdaptConfig
     from ..train.adapt import adapt as run
 
-    scans = _scans(inputs, frame_step)
+    scans = _read_scans(inputs, frame_step)
     try:
         report = run(scans, out_dir, config=AdaptConfig(epochs=epochs, steps=steps, pretrain_minutes=pretrain_minutes,
                                                         min_kept=min_kept),

@@ -65,32 +65,23 @@ def train(
 
 def _unlabelled(cfg, fold: int | None):
     """The scans of ``semi.unlabelled`` for self-training rounds, or a usage error."""
-    from ..batch import IMAGE_SUFFIXES
-    from ..data.unlabelled import read_scans
-    from ..io.datasets import VIDEO_EXTENSIONS
-    from ._common import _expand
+    from ._common import _read_scans
 
     if fold is not None:
         raise _usage("self-training rounds (semi.rounds) train on all the data; for a held-out comparison see "
                      "scripts/label_fraction.py")  # fmt: skip
     if not cfg.semi.unlabelled:
         raise _usage("semi.rounds > 0 needs semi.unlabelled (folders or files of unlabelled scans)")
-    files = _expand([cfg.resolve(p) for p in cfg.semi.unlabelled], IMAGE_SUFFIXES + VIDEO_EXTENSIONS)
-    scans, problems = read_scans(files, frame_step=cfg.semi.frame_step)
-    if problems:
-        path, why = problems[0]
-        err.print(f"[yellow]skipped {len(problems)} unreadable file(s)[/yellow], e.g. {path}: {why}")
-    if not scans:
-        raise _usage("none of semi.unlabelled could be read")
-    return scans
+    return _read_scans([cfg.resolve(p) for p in cfg.semi.unlabelled], cfg.semi.frame_step, "semi.unlabelled")
 
 
 def _self_train(cfg, out_dir: Path, res, scans, *, resume: bool):
     """``semi.rounds`` of pseudo-labelling the unlabelled scans after the supervised run (papers 1-2)."""
+    from ..data.records import PSEUDO
     from ..train.semi import self_train
 
     err.print(f"self-training: {cfg.semi.rounds} round(s) on {len(scans)} unlabelled scans")
-    annotated = [r for r in res.train_records if not r.name.startswith("pseudo:")]  # semi.pseudo_root joins anew
+    annotated = [r for r in res.train_records if not r.name.startswith(PSEUDO)]  # semi.pseudo_root joins anew
     res, info = self_train(cfg, out_dir / "semi", annotated, scans, teacher=res.checkpoint, resume=resume)
     for r in info["rounds"]:
         err.print(f"round {r['round']}: kept {r['kept']} of {r['scans']} pseudo-labels, used {r['used']}")

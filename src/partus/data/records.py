@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Record", "load_iugc2025", "load_phantoms", "load_psfhs"]
+__all__ = ["PSEUDO", "Record", "load_iugc2025", "load_phantoms", "load_psfhs"]
+
+#: Prefix of the names and groups of pseudo-labelled records (never mixed up with annotated scans).
+PSEUDO = "pseudo:"
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,8 @@ def load_trainable(path: str | Path = TRAINABLE) -> tuple[dict, dict]:
     return blob["config"], {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
 
 
-def summarise(preds) -> dict:
-    """Site-level figures of a list of :class:`~partus.predict.Prediction`."""
-    ms = [p.measurement for p in preds]
+def summarise(ms) -> dict:
+    """Site-level figures of a list of :class:`~partus.Measurement`."""
     ok = np.array([m.ok for m in ms])
     aop = np.array([m.aop for m in ms if m.ok], float)
     spread = np.array([np.nan if m.extras.get("aop_spread_deg") is None else m.extras["aop_spread_deg"]
@@ -123,7 +122,7 @@ def adapt(
     from ..config import Config
     from ..export import export_onnx
     from ..io import atomic_write, write_json
-    from ..predict import DEFAULT_MODELS, Predictor
+    from ..predict import Predictor
     from ..pseudo import pseudo_label, write_pseudo_labels
     from .fit import fit
     from .semi import pseudo_records
@@ -137,8 +136,7 @@ def adapt(
     if not scans:
         raise InputError("scans", "no scan to adapt to")
     say(f"labelling {len(scans)} scans with the shipped model")
-    before = Predictor(base_onnx or list(DEFAULT_MODELS))
-    labels = pseudo_label(before, list(scans), rules=rules)
+    labels = pseudo_label(Predictor(base_onnx), list(scans), rules=rules)
     counts = write_pseudo_labels(out / "pseudo", labels)
     need = max(cfg_a.min_kept, int(np.ceil(cfg_a.min_kept_share * len(scans))))
     if counts["kept"] < need:
@@ -147,8 +145,7 @@ def adapt(
         raise InputError("scans", f"only {counts['kept']} of {len(scans)} scans pass the pseudo-label checks "
                          f"(need {need}); commonest rejection: {top} ({example}). Are these intrapartum "
                          f"transperineal scans? See {out / 'pseudo' / 'pseudo_labels.csv'}")  # fmt: skip
-    before_preds = before.predict([s.image for s in scans])
-    before_summary = summarise(before_preds)
+    before = [p.measurement for p in labels]  # the labelling pass measured every scan
     cfg_dict, state = load_trainable(base)
     steps = cfg_a.steps or max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size))
     tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
@@ -169,10 +166,9 @@ def adapt(
     model_path = out / "multitask.onnx"
     export_onnx(ckpt, model_path)
     say("measuring every scan with the adapted model")
-    after_preds = Predictor(model_path).predict([s.image for s in scans])
-    after_summary = summarise(after_preds)
-    _plot(out / "adapt_report.png", before_preds, after_preds)
-    report = {"scans": len(scans), "pseudo_labels": counts, "before": before_summary, "after": after_summary,
+    after = [p.measurement for p in Predictor(model_path).predict([s.image for s in scans])]
+    _plot(out / "adapt_report.png", before, after)
+    report = {"scans": len(scans), "pseudo_labels": counts, "before": summarise(before), "after": summarise(after),
               "config": asdict(cfg_a), "steps": steps, "minutes": round((time.perf_counter() - t0) / 60, 1),
               "model": str(model_path)}  # fmt: skip
     write_json(out / "adapt_report.json", report)
@@ -195,33 +191,25 @@ def _pretrained(scans, state: dict, out: Path, cfg_a: AdaptConfig, say) -> dict:
 
 def _refit_plane(res, records, out: Path) -> Path:
     """The fine-tuned checkpoint with its plane head refitted on the adapted network."""
-    from ..io import atomic_path
-    from .plane import fit_plane_head, plane_inputs, plane_set
+    from .plane import fit_plane_head, plane_inputs, plane_set, save_with_plane_head
 
     model = res.module.model
     ps = plane_set(records, shifted=1)
     x = plane_inputs(model, ps.images, int(res.module.cfg.data.input_size))
     head = fit_plane_head(x, ps.labels, hidden=model.plane_hidden)
     ckpt = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
-    for key, value in head.state_dict().items():
-        ckpt["state_dict"][f"model.plane_head.{key}"] = value.detach().clone()
-    for key in ("optimizer_states", "lr_schedulers"):
-        ckpt.pop(key, None)
-    path = out / "adapted.ckpt"
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-    return path
+    return save_with_plane_head(ckpt, head, out / "adapted.ckpt")
 
 
-def _plot(path: Path, before, after) -> Path:
+def _plot(path: Path, before, after) -> Path:  # lists of Measurement
     """AoP of every scan, shipped vs adapted model (flagged scans marked), and both AoP histograms."""
     from matplotlib.figure import Figure
 
     from ..report import save_figure
 
-    def arrays(preds):
-        aop = np.array([p.measurement.aop if p.measurement.aop is not None else np.nan for p in preds], float)
-        return aop, np.array([p.measurement.ok for p in preds])
+    def arrays(ms):
+        aop = np.array([np.nan if m.aop is None else m.aop for m in ms], float)
+        return aop, np.array([m.ok for m in ms])
 
     (a0, ok0), (a1, ok1) = arrays(before), arrays(after)
     fig = Figure(figsize=(8, 3.6))

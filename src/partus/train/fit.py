@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from ..config import Config, save_config
 from ..data.dataset import EpochSampler, LandmarkDataset, aop_band_weights
-from ..data.records import Record, load_iugc2025, load_phantoms, load_psfhs
+from ..data.records import PSEUDO, Record, load_iugc2025, load_phantoms, load_psfhs
 from ..data.splits import block_kfold, group_kfold
 from ..errors import InputError
 from .module import LandmarkModule
@@ -61,7 +61,7 @@ def load_pseudo_labels(root: Path, weight: float) -> list[Record]:
         raise InputError("semi.pseudo_root", f"{root} is not a folder written by partus pseudo-label")
     if not any((root / "images").glob("*.png")):
         raise InputError("semi.pseudo_root", f"{root} holds no kept pseudo-label")
-    return [replace(r, name=f"pseudo:{r.name}", group=f"pseudo:{r.group}", weight=weight) for r in load_psfhs(root)]
+    return [replace(r, name=PSEUDO + r.name, group=PSEUDO + str(r.group), weight=weight) for r in load_psfhs(root)]
 
 
 def split(

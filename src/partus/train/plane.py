@@ -30,7 +30,16 @@ from ..errors import InputError
 from ..models.multitask import N_STATS, MultiTaskNet, PlaneHead, plane_features
 from ..preprocess import resize_image, to_input
 
-__all__ = ["PLANE", "PlaneSet", "add_plane_head", "fit_plane_head", "plane_inputs", "plane_scores", "plane_set"]
+__all__ = [
+    "PLANE",
+    "PlaneSet",
+    "add_plane_head",
+    "fit_plane_head",
+    "plane_inputs",
+    "plane_scores",
+    "plane_set",
+    "save_with_plane_head",
+]
 
 PLANE = "standard_plane"
 
@@ -129,16 +138,25 @@ def add_plane_head(checkpoint: str | Path, head: PlaneHead, out: str | Path) -> 
     width = sd["model.cls_head.1.weight"].shape[1] + N_STATS
     if head.mean.numel() != width:
         raise InputError("head", f"expected a head on {width} features, got {head.mean.numel()}")
-    for key, value in head.state_dict().items():
-        sd[f"model.plane_head.{key}"] = value.detach().clone()
     kwargs["cls_names"] = [*names, PLANE]
     kwargs["plane_hidden"] = head.mlp[1].out_features
     cfg["model"]["kwargs"] = kwargs
-    for key in ("optimizer_states", "lr_schedulers"):  # a head fitted outside the optimiser: nothing to resume
+    return save_with_plane_head(ckpt, head, out)
+
+
+def save_with_plane_head(ckpt: dict, head: PlaneHead, out: str | Path) -> Path:
+    """Write a loaded Lightning checkpoint (dict) with ``head`` as its plane head's weights, atomically.
+    Optimiser and scheduler states are dropped: the head was fitted outside them, nothing is to resume."""
+    from ..io import atomic_path
+
+    for key, value in head.state_dict().items():
+        ckpt["state_dict"][f"model.plane_head.{key}"] = value.detach().clone()
+    for key in ("optimizer_states", "lr_schedulers"):
         ckpt.pop(key, None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, out)
+    with atomic_path(out) as tmp:
+        torch.save(ckpt, tmp)
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..data.records import Record
+from ..data.records import PSEUDO, Record
 from ..data.unlabelled import Scan
 from ..io import write_json
 from .fit import FitResult, fit
@@ -28,7 +28,7 @@ __all__ = ["pseudo_records", "self_train"]
 
 def pseudo_records(labels, weight: float) -> list[Record]:
     """Training records from kept :class:`~partus.pseudo.PseudoLabel` objects."""
-    return [Record(f"pseudo:{p.name}", p.image, np.asarray(p.points, float), p.label_map, f"pseudo:{p.group}", weight)
+    return [Record(PSEUDO + p.name, p.image, np.asarray(p.points, float), p.label_map, PSEUDO + p.group, weight)
             for p in labels if p.keep]  # fmt: skip
 
 

@@ -265,9 +265,8 @@ def pretrain(
     ids = {g: k for k, g in enumerate(dict.fromkeys(names))}
     ds = _Views(images, [ids[g] for g in names], cfg)
     net = _build(cfg)
-    frozen = [m for enc in net.encoders for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
-    if not (cfg.freeze_bn and cfg.init):
-        frozen = []
+    encoders = net.encoders if cfg.freeze_bn and cfg.init else []
+    frozen = [m for enc in encoders for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
     for m in frozen:
         m.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
