@@ -47,8 +47,16 @@ def _open_limits():
     return replace(DEFAULT_LIMITS, min_confidence=0.0, min_peak=0.0, min_dsnt_mass=0.0, max_aop_spread=1e9)
 
 
-def collect(cv_dir: Path, folds: list[int]) -> list[dict]:
-    """One row per (fold, variant, scan): prediction, ground truth, open-limit verdict, confidences by kind."""
+def final_checkpoint(fold_dir: Path) -> Path:
+    """A fold's final model: the last checkpoint of its last error-weighted fine-tuning round, else of the run."""
+    rounds = sorted(fold_dir.glob("finetune*/checkpoints/last.ckpt"), key=lambda p: int(p.parts[-3][8:]))
+    return rounds[-1] if rounds else fold_dir / "checkpoints" / "last.ckpt"
+
+
+def collect(cv_dir: Path | list[Path], folds: list[int]) -> list[dict]:
+    """One row per (fold, variant, scan): prediction, ground truth, open-limit verdict, confidences by kind.
+
+    Several CV folders (same split, e.g. seeds) make each fold's prediction their ONNX ensemble (paper 1)."""
     from partus.config import load_config
     from partus.data.negatives import NEGATIVE_PROXIES, negative_proxy
     from partus.data.shift import SHIFTS, apply_shift, mirror
@@ -62,15 +70,18 @@ def collect(cv_dir: Path, folds: list[int]) -> list[dict]:
     index = {r.name: i for i, r in enumerate(records)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        dirs = cv_dir if isinstance(cv_dir, list) else [cv_dir]
         for k in folds:
-            ckpt = cv_dir / f"fold{k}" / "checkpoints" / "last.ckpt"
-            cache = cv_dir / f"fold{k}" / "ship_rows.pkl"  # one fold's rows, reused while its checkpoint stands
-            if cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
+            ckpts = [final_checkpoint(d / f"fold{k}") for d in dirs]
+            name = "ship_rows.pkl" if len(dirs) == 1 else f"ship_rows_{'+'.join(d.name for d in dirs)}.pkl"
+            cache = dirs[0] / f"fold{k}" / name  # one fold's rows, reused while its checkpoints stand
+            if cache.is_file() and cache.stat().st_mtime > max(c.stat().st_mtime for c in ckpts):
                 rows += pickle.loads(cache.read_bytes())
                 continue
             first = len(rows)
-            onnx = Path(tmp) / f"fold{k}.onnx"
-            export_onnx(ckpt, onnx)
+            onnx = [Path(tmp) / f"fold{k}_{j}.onnx" for j in range(len(ckpts))]
+            for c, o in zip(ckpts, onnx, strict=True):
+                export_onnx(c, o)
             pred = Predictor(onnx, limits=_open_limits())
             kinds = {pred._label(i, name): kind for i, name, kind in pred.members}
             _, val = split(records, k, 5, cfg.train.seed, cfg.train.split)
@@ -193,6 +204,11 @@ def main() -> int:
     ap.add_argument("--cv", type=Path, default=CV_DIR, help="The cross-validation folder (foldK/checkpoints).")
     ap.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the stored results.")
     ap.add_argument("--calibrate-only", action="store_true", help="Print the calibration table and stop.")
+    ap.add_argument(
+        "--figures-only",
+        action="store_true",
+        help="Keep the shipped file; recompute its held-out figures (e.g. after an inference change).",
+    )
     args = ap.parse_args()
     from partus import __version__
 
@@ -204,6 +220,7 @@ def main() -> int:
         (WEIGHTS / "MODEL_CARD.md").write_text(card)
         return 0
     from partus.export import export_onnx
+    from partus.io import atomic_write
     from partus.quality import DEFAULT_LIMITS
     from partus.train.adapt import save_trainable
 
@@ -215,6 +232,17 @@ def main() -> int:
         f = figures(rows, DEFAULT_LIMITS)
         print(json.dumps({k: f[k] for k in ("plain", "shift_mean", "mirrored", "negatives_refused", "reasons",
                                            "false_flips", "folds")}, indent=1, default=str))  # fmt: skip
+        return 0
+    if args.figures_only:
+        stored = json.loads((WEIGHTS / "heldout_onnx.json").read_text())
+        shipped, plane = stored["shipped"], stored.get("plane")
+        rows = collect(args.cv, [k for k in range(5) if (args.cv / f"fold{k}" / "shift.npz").is_file()])
+        stored["heldout"] = held = figures(rows, DEFAULT_LIMITS)
+        atomic_write(WEIGHTS / "heldout_onnx.json", json.dumps(stored, indent=1, default=list) + "\n")
+        atomic_write(
+            WEIGHTS / "MODEL_CARD.md", _card(shipped, held, __version__) + _plane_card(plane, shipped["limits"])
+        )
+        print(json.dumps({k: held[k] for k in ("plain", "shift_mean", "mirrored", "negatives_refused")}, indent=1))
         return 0
     if args.train_minutes is None:
         ap.error("--train-minutes is required (the measured wall time of the all-data training)")
@@ -230,6 +258,7 @@ def main() -> int:
             old.unlink()
     data = (WEIGHTS / FILE).read_bytes()
     shipped = {"file": FILE, "config": CONFIG, "meta": meta, "sha": hashlib.sha256(data).hexdigest(),
+               "date": dt.date.today().isoformat(),
                "mb": len(data) / 2**20, "minutes": args.train_minutes,
                "limits": {k: v for k, v in vars(DEFAULT_LIMITS).items()}}  # fmt: skip
     folds = [k for k in range(5) if (args.cv / f"fold{k}" / "shift.npz").is_file()]  # finished folds
@@ -281,8 +310,10 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
   PS/FH **segmentation** (masks -> official landmark rule, HSD, structure checks), landmark **heatmaps**
   (DARK sub-pixel decoding, paper 3), **DSNT** coordinate maps (paper 4) and an image-level
   **orientation** head (is the display mirrored?). Trained jointly with dynamic loss scaling.
-- One pass gives three landmark estimates, averaged as an ensemble's would be (paper 1, eq. 4); their
-  AoP disagreement (`aop_spread_deg`) is part of the verdict.
+- One pass gives three landmark estimates, averaged as an ensemble's would be (paper 1, eq. 4), with the
+  segmentation rule's estimate weighted 0.5 against 1 for heatmap and DSNT (`partus.decode.HEAD_WEIGHTS`,
+  chosen out of fold: `benchmarks/ACCURACY.md`, "Fusing the heads"); their AoP disagreement
+  (`aop_spread_deg`) is part of the verdict.
 - **Orientation** (`orientation="auto"`, the default): when the head's P(mirrored) exceeds
   {s["limits"]["mirror_threshold"]:g}, the scan is mirrored back, measured, and its landmarks mapped back with
   their anatomical identity; the decision is in `extras["orientation"]`. The landmark heads were trained
@@ -290,7 +321,7 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
 - `multitask.pt` holds the same network's weights for training (fp16, BatchNorm statistics fp32, with its
   config): `partus adapt` fine-tunes it to a new site. Inference never reads it.
 
-Date {dt.date.today().isoformat()}, partus {version}. 128-px input, 30 epochs, AdamW 2e-3, cosine schedule, batch 8;
+Date {s.get("date", "?")}, partus {version}. 128-px input, 30 epochs, AdamW 2e-3, cosine schedule, batch 8;
 augmentation: rotation +-25 deg, scale +-25 %, translation 10 %, brightness/contrast, gamma 0.6-1.5, blur,
 speckle; label noise 1 px; 25 % of training scans shown mirrored for the orientation head. The training
 time was measured (`/usr/bin/time`, peak 1.1 GB) while other work shared the 2-core CPU; the CV folds (80 %

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from partus.decode import decode_heatmaps, to_image_coords
+from partus.decode import decode_heatmaps, fuse_landmarks, to_image_coords
 
 
 def gaussian(cx: float, cy: float, shape=(64, 48), sigma=2.0, height=1.0) -> np.ndarray:
@@ -111,3 +111,17 @@ def test_upsampled_labels_equal_per_channel_resize_then_argmax(channels):
     assert got.dtype == np.uint8 and got.shape == (80, 112)
     assert np.array_equal(got, ref)
     assert np.array_equal(upsample_labels(probs, (40, 56)), probs.argmax(0))
+
+
+def test_fused_landmarks_are_the_weighted_mean_without_missing_estimates():
+    a = np.array([[0.0, 0.0], [2.0, 2.0], [4.0, 4.0]])
+    b = np.array([[3.0, 3.0], [np.nan, np.nan], [7.0, 1.0]])
+    got = fuse_landmarks([a, b], [0.5, 1.0])
+    np.testing.assert_allclose(got, [[2.0, 2.0], [2.0, 2.0], [6.0, 2.0]])  # (0.5 a + b) / 1.5; b misses PS2
+    np.testing.assert_allclose(fuse_landmarks([a, b]), [[1.5, 1.5], [2.0, 2.0], [5.5, 2.5]])  # eq. 4
+    assert np.isnan(fuse_landmarks([b, b])[1]).all()  # no estimate: stays missing
+    batched = fuse_landmarks(np.stack([np.stack([a, a]), np.stack([b, b])]), [0.5, 1.0])
+    np.testing.assert_allclose(batched, [got, got])
+    for bad in ([1.0], [0.0, 0.0], [-1.0, 2.0]):
+        with pytest.raises(ValueError, match="one non-negative weight per estimate"):
+            fuse_landmarks([a, b], bad)

@@ -15,10 +15,11 @@ import pytest
 import partus
 from partus.conventions import Status
 from partus.errors import InputError
-from partus.geometry import angle_of_progression
+from partus.geometry import angle_of_progression, landmarks_from_mask
 from partus.io import ImageData, read_landmarks_csv
 from partus.measurement import Landmarks, Measurement
 from partus.predict import DEFAULT_MODELS, Predictor, load_model
+from partus.preprocess import resize_image, to_input
 from partus.quality import QualityLimits, check_image, check_measurement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,7 +217,7 @@ def test_multi_frame_input_points_to_the_clip_api(predictor):
 
 
 def test_the_heads_are_fused_like_ensemble_members(predictor):
-    """Paper 1, eq. 4: the multitask heads' landmarks are averaged; their AoP spread and confidences are
+    """Paper 1, eq. 4: the multitask heads' landmarks are averaged (weighted); their AoP spread and confidences are
     reported per head, and an ensemble of two copies of the model gives the same answer."""
     img = _image("04050")
     one = predictor.measure(img)
@@ -224,6 +225,14 @@ def test_the_heads_are_fused_like_ensemble_members(predictor):
     assert set(one.extras["member_confidence"]) == {f"{model_id}:{h}" for h in ("seg", "heatmap", "dsnt")}
     assert 0 <= one.extras["aop_spread_deg"] < 30
     assert one.hsd_unit == "px" and math.isfinite(one.hsd)  # from the segmented head contour
+    # the fused points: the heads' own estimates weighted segmentation 0.5, heatmap 1, DSNT 1 (HEAD_WEIGHTS)
+    pred = predictor.predict_one(img)
+    model = predictor.models[0]
+    outs = model(to_input(resize_image(img, model.size)[None]), False)
+    heads = [landmarks_from_mask(pred.label_map).to_array()]
+    heads += [model.landmarks(outs[name][0], img.shape, name)[0] for name in ("heatmap", "dsnt")]
+    expect = (0.5 * heads[0] + heads[1] + heads[2]) / 2.5
+    np.testing.assert_allclose(one.landmarks.to_array(), expect, atol=1e-6)
     twice = Predictor([DEFAULT_MODELS[0], DEFAULT_MODELS[0]]).measure(img)
     assert np.allclose(twice.landmarks.to_array(), one.landmarks.to_array())
     assert twice.aop == pytest.approx(one.aop)

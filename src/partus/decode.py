@@ -16,7 +16,16 @@ import numpy as np
 
 from .conventions import parse_enum
 
-__all__ = ["DecodeMethod", "decode_heatmaps", "to_grid_coords", "to_image_coords", "upsample_labels"]
+__all__ = [
+    "HEAD_WEIGHTS", "DecodeMethod", "decode_heatmaps", "fuse_landmarks", "to_grid_coords", "to_image_coords",
+    "upsample_labels",
+]  # fmt: skip
+
+#: Weight of each head's landmark estimate when the heads of *one multitask network* are fused: the
+#: segmentation rule's estimate counts half. Chosen out of fold on the blocks CV and its shift suite, where it
+#: beat equal weights on the plain, shift-suite and mirrored AoP error (``benchmarks/ACCURACY.md``, "Fusing the
+#: heads"). Separate networks of an ensemble weigh the same (paper 1, eq. 4).
+HEAD_WEIGHTS = {"segmentation": 0.5, "heatmap": 1.0, "dsnt": 1.0}
 
 
 class DecodeMethod(StrEnum):
@@ -149,6 +158,20 @@ def decode_heatmaps(
                 y, x = np.unravel_index(int(np.argmax(src)), src.shape)
             coords[i] = np.array([x, y], float) + _newton_offset(src, int(x), int(y))
     return coords.reshape(*lead, 2), conf.reshape(lead)
+
+
+def fuse_landmarks(points: Any, weights: Any = None) -> np.ndarray:
+    """Weighted coordinate-wise mean of several landmark estimates ``(M, ..., 3, 2)`` (paper 1, eq. 4 when the
+    weights are equal). A NaN estimate is left out of its point's mean; a point no estimate has stays NaN."""
+    stack = np.asarray(points, float)
+    w = np.ones(len(stack)) if weights is None else np.asarray(weights, float)
+    if w.shape != (len(stack),) or (w < 0).any() or not w.any():
+        raise ValueError(f"need one non-negative weight per estimate ({len(stack)}), not all zero; got {w}")
+    w = w.reshape(-1, *([1] * (stack.ndim - 1)))
+    seen = np.isfinite(stack)
+    total = (w * seen).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (w * np.where(seen, stack, 0.0)).sum(axis=0) / total, np.nan)
 
 
 def to_image_coords(coords: Any, heatmap_size: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:

@@ -9,7 +9,8 @@ is converted to 8-bit gray, resized to the model input, and the outputs are mapp
 own pixels: segmentation probabilities are upsampled to the image and turned into landmarks by the
 official rule (:mod:`partus.geometry`); heatmaps are decoded with sub-pixel refinement
 (:mod:`partus.decode`). An ensemble averages segmentation probabilities and landmark coordinates
-(paper 1, eq. 4). Each result carries a quality verdict (:mod:`partus.quality`).
+(paper 1, eq. 4); the heads of a multitask network are fused the same way, weighted by
+:data:`~partus.decode.HEAD_WEIGHTS`. Each result carries a quality verdict (:mod:`partus.quality`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from .cleanup import clean_label_map
 from .conventions import FH, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
-from .decode import upsample_labels
+from .decode import HEAD_WEIGHTS, fuse_landmarks, upsample_labels
 from .errors import InputError
 from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
 from .io import ImageData, as_gray_uint8, read_any
@@ -220,7 +221,7 @@ class Predictor:
         size = canon.shape
         opts = {"orientation": Orientation.STANDARD, "hsd_method": hsd_method}
         seg = [outs[i][name] for i, name, kind in self.members if kind == "segmentation"]
-        points, confs, lab, contour, seg_result = [], [], None, None, None
+        points, weights, confs, lab, contour, seg_result = [], [], [], None, None, None
         if seg:
             probs = np.mean(seg, axis=0)
             lab = clean_label_map(upsample_labels(probs.astype(np.float32), size))
@@ -233,18 +234,21 @@ class Predictor:
             confs.append((seg_ids, "segmentation", np.array([conf_ps, conf_ps, conf_fh])))
             if (lab == FH).any():
                 contour = largest_contour(lab == FH)
-            if seg_result.landmarks is not None and seg_result.ok:  # once per segmentation member: every
-                points += [seg_result.landmarks.to_array()] * len(seg)  # member's head weighs the same
+            if seg_result.landmarks is not None and seg_result.ok:  # once per segmentation member
+                points += [seg_result.landmarks.to_array()] * len(seg)
+                weights += [self._weight(i, kind) for i, _, kind in self.members if kind == "segmentation"]
         for i, name, kind in self.members:
             if kind != "segmentation":
                 p, c = self.models[i].landmarks(outs[i][name], size, kind)
                 points.append(p)
+                weights.append(self._weight(i, kind))
                 confs.append((self._label(i, name), kind, c))
         spread = None
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
         else:
-            result = measure_landmarks(np.mean(points, axis=0), fh_contour=contour, pixel_spacing=spacing, **opts)
+            fused = fuse_landmarks(points, weights)
+            result = measure_landmarks(fused, fh_contour=contour, pixel_spacing=spacing, **opts)
             if len(points) > 1:
                 aops = [angle_of_progression(*p) for p in points]
                 spread = float(max(aops) - min(aops))
@@ -263,6 +267,11 @@ class Predictor:
             extras["member_confidence"] = {label: _named(c) for label, _, c in confs}
             extras["aop_spread_deg"] = None if spread is None else round(spread, 3)
         return Prediction(self._tag(result, extras), lab, gray)
+
+    def _weight(self, i: int, kind: str) -> float:
+        """A member's weight in the fused landmarks: :data:`~partus.decode.HEAD_WEIGHTS` between the heads of a
+        multitask network; separate networks weigh the same (paper 1, eq. 4)."""
+        return HEAD_WEIGHTS[kind] if self.models[i].kind == "multitask" else 1.0
 
     def _label(self, i: int, name: str) -> str:
         m = self.models[i]

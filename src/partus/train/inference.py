@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..decode import decode_heatmaps, to_image_coords, upsample_labels
+from ..decode import HEAD_WEIGHTS, decode_heatmaps, fuse_landmarks, to_image_coords, upsample_labels
 from ..geometry import measure_mask
 from ..models.dsnt import dsnt, spatial_softmax
 from ..models.multitask import DENSE_HEADS
@@ -73,10 +73,11 @@ def outputs_to_landmarks(
 
     A segmentation whose landmarks cannot be measured gives NaN points and confidence 0.
     """
-    if kind == "multitask":  # the three heads as an ensemble: their landmarks averaged (paper 1, eq. 4)
+    if kind == "multitask":  # the three heads as an ensemble: their landmarks fused (paper 1, eq. 4, HEAD_WEIGHTS)
         parts = [outputs_to_landmarks(out[name], k, orig_sizes, method=method, sigma=sigma)
                  for name, k in DENSE_HEADS.items()]  # fmt: skip
-        return ensemble([p for p, _, _ in parts]), parts[1][1], parts[0][2]
+        fused = fuse_landmarks([p for p, _, _ in parts], [HEAD_WEIGHTS[k] for k in DENSE_HEADS.values()])
+        return fused, parts[1][1], parts[0][2]
     n = out.shape[0]
     grid = tuple(out.shape[-2:])
     pts, conf, masks = np.full((n, 3, 2), np.nan), np.zeros((n, 3)), [None] * n
@@ -139,9 +140,7 @@ def _predict(model, images, *, input_size, batch_size=16, method="dark", sigma=2
 
 def ensemble(points: Sequence[np.ndarray]) -> np.ndarray:
     """Coordinate-wise mean of several models' ``(N, 3, 2)`` predictions (paper 1, eq. 4), ignoring NaN."""
-    stack = np.stack([np.asarray(p, float) for p in points])
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(stack, axis=0) if np.isfinite(stack).any() else stack[0]
+    return fuse_landmarks(np.stack([np.asarray(p, float) for p in points]))
 
 
 def _mirror_points(pts: np.ndarray, widths: Sequence[int]) -> np.ndarray:

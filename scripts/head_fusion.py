@@ -1,0 +1,117 @@
+"""How should the shipped network's three landmark estimates be fused? Out of fold on the blocks CV.
+
+    python scripts/head_fusion.py [--cv runs/sweep/mt_strong_blocks] [--variants plain,fan,...]
+
+Each fold's last checkpoint is exported to ONNX and run on its held-out scans (plain and the
+acquisition-shift suite) through :class:`partus.predict.Predictor`; for every scan the estimates of the
+segmentation rule, the heatmap head and the DSNT head are kept, and each fusion rule's AoP error is
+reported: overall, per shift, per fold and per ground-truth AoP band. The shipped rule is
+:data:`partus.decode.HEAD_WEIGHTS`; ``scripts/ship_model.py --figures-only`` gives its figures with the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+#: rule -> weights of (segmentation rule, heatmap, DSNT)
+RULES = {"segmentation": (1, 0, 0), "heatmap": (0, 1, 0), "dsnt": (0, 0, 1), "heatmap+dsnt": (0, 1, 1),
+         "equal": (1, 1, 1), "seg 0.5": (0.5, 1, 1)}  # fmt: skip
+BANDS = ((0, 90), (90, 110), (110, 130), (130, 181))
+
+
+def estimates(cv: Path, variants: list[str]) -> list[dict]:
+    """Per held-out scan and variant: the three heads' landmarks (in the scan's pixels) and the truth."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ship_model import CONFIG, _open_limits, final_checkpoint
+
+    from partus.config import load_config
+    from partus.data.shift import apply_shift
+    from partus.export import export_onnx
+    from partus.geometry import measure_mask
+    from partus.predict import Predictor
+    from partus.train.fit import load_records, split
+
+    cfg = load_config(REPO / "configs" / f"{CONFIG}.yaml")
+    records = load_records(cfg)
+    index = {r.name: i for i, r in enumerate(records)}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in sorted(int(p.name[4:]) for p in cv.glob("fold*") if (p / "shift.npz").is_file()):
+            export_onnx(final_checkpoint(cv / f"fold{k}"), Path(tmp) / "m.onnx")
+            pred = Predictor(Path(tmp) / "m.onnx", limits=_open_limits())
+            model = pred.models[0]
+            _, val = split(records, k, 5, cfg.train.seed, cfg.train.split)
+            for v in variants:
+                for r in val:
+                    if v == "plain":
+                        image, gt = r.image, r.points
+                    else:
+                        s = apply_shift(v, r.image, r.points, seed=cfg.train.seed, index=index[r.name])
+                        if not s.valid:
+                            continue
+                        image, gt = s.image, s.points
+                    p = pred.predict_one(image, orientation="standard")  # the heads, in the usual display
+                    m = measure_mask(p.label_map, allow_border=True) if p.label_map is not None else None
+                    seg = m.landmarks if m is not None and m.ok else None  # as the predictor uses it
+                    outs = model(pred_input(pred, image), False)
+                    heads = [None if seg is None else seg.to_array()]  # type: ignore[union-attr]
+                    heads += [model.landmarks(outs[h][0], image.shape, h)[0] for h in ("heatmap", "dsnt")]
+                    rows.append({"fold": k, "variant": v, "heads": heads, "gt": np.asarray(gt, float)})
+            print(f"fold {k} done", flush=True)
+    return rows
+
+
+def pred_input(pred, image: np.ndarray) -> np.ndarray:
+    from partus.preprocess import resize_image, to_input
+
+    return to_input(resize_image(image, pred.size)[None])
+
+
+def report(rows: list[dict]) -> None:
+    from partus.decode import fuse_landmarks
+    from partus.geometry import angle_of_progression
+
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    folds = sorted({r["fold"] for r in rows})
+    print("| rule | " + " | ".join(variants) + " | shift mean | per fold (plain) | bands MAE/bias (plain) |")
+    print("|---" * (len(variants) + 4) + "|")
+    for name, w in RULES.items():
+        err: dict[str, list] = {}
+        for r in rows:
+            use = [(wi, h) for wi, h in zip(w, r["heads"], strict=True) if wi > 0 and h is not None]
+            if not use:
+                continue
+            p = fuse_landmarks([h for _, h in use], [wi for wi, _ in use])
+            gt = angle_of_progression(*r["gt"])
+            err.setdefault(r["variant"], []).append((r["fold"], gt, angle_of_progression(*p) - gt))
+        mae = {v: np.mean([abs(e) for *_, e in err[v]]) for v in variants}
+        shifts = [mae[v] for v in variants if v != "plain"]
+        plain = np.array(err.get("plain", [(0, 0, np.nan)]))
+        per_fold = " / ".join(f"{np.abs(plain[plain[:, 0] == k, 2]).mean():.2f}" for k in folds)
+        bands = " / ".join(
+            f"{np.abs(plain[m, 2]).mean():.1f} ({plain[m, 2].mean():+.1f})"
+            for lo, hi in BANDS if (m := (plain[:, 1] >= lo) & (plain[:, 1] < hi)).any()
+        )  # fmt: skip
+        print(f"| {name} | " + " | ".join(f"{mae[v]:.2f}" for v in variants)
+              + f" | {np.mean(shifts) if shifts else float('nan'):.2f} | {per_fold} | {bands} |")  # fmt: skip
+
+
+def main() -> int:
+    from partus.data.shift import SHIFTS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_strong_blocks")
+    ap.add_argument("--variants", default="plain," + ",".join(SHIFTS), help="plain and/or shift names")
+    a = ap.parse_args()
+    report(estimates(a.cv, a.variants.split(",")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
