@@ -113,7 +113,7 @@ def evaluate(
     """Landmark, AoP, HSD (and segmentation) errors of predictions against ground truth; with --planes or
     --plane-labels, standard-plane classification (accuracy, AUC, F1, MCC; IUGC 2024 definitions)."""
     from ..errors import InputError
-    from ..evaluate import evaluate_files
+    from ..fileeval import evaluate_files
 
     if planes or plane_labels is not None:
         _evaluate_planes(pred, plane_labels, plane_threshold, json_out)
