@@ -153,7 +153,11 @@ def test_images_without_anatomy_are_not_measurable(predictor, image, reason):
     m = predictor.measure(image)
     assert m.status == Status.NOT_MEASURABLE
     assert reason in m.reason
-    assert math.isnan(m.aop)
+    assert math.isnan(m.hsd)
+    if reason == "not found":  # reached the network: the landmark heads' points are kept for review
+        assert m.landmarks is not None and math.isfinite(m.aop)
+    else:  # refused before the network
+        assert m.landmarks is None and math.isnan(m.aop)
 
 
 def test_random_noise_is_never_a_confident_measurement(predictor):
@@ -236,6 +240,30 @@ def test_the_heads_are_fused_like_ensemble_members(predictor):
     twice = Predictor([DEFAULT_MODELS[0], DEFAULT_MODELS[0]]).measure(img)
     assert np.allclose(twice.landmarks.to_array(), one.landmarks.to_array())
     assert twice.aop == pytest.approx(one.aop)
+
+
+def test_a_failed_segmentation_still_reports_the_landmark_heads_points(monkeypatch):
+    """No symphysis in the mask: not measurable for that reason, yet every scan gets points, from the heatmap
+    and DSNT heads (their weighted mean), with the AoP they give and no HSD (no symphysis contour)."""
+    pred = Predictor()
+    model = pred.models[0]
+    activated = model._activated
+
+    def no_symphysis(x):
+        out = activated(x)
+        out["seg"] = out["seg"].copy()
+        out["seg"][:, 1] = 0.0  # the PS class never wins the argmax
+        return out
+
+    monkeypatch.setattr(model, "_activated", no_symphysis)
+    img = _image("04050")
+    m = pred.measure(img)
+    assert not m.ok and "pubic symphysis not found" in m.reason
+    outs = no_symphysis(to_input(resize_image(img, model.size)[None]))
+    heads = [model.landmarks(outs[name][0], img.shape, name)[0] for name in ("heatmap", "dsnt")]
+    np.testing.assert_allclose(m.landmarks.to_array(), (heads[0] + heads[1]) / 2, atol=1e-6)
+    assert m.aop == pytest.approx(angle_of_progression(*m.landmarks.to_array()))
+    assert math.isnan(m.hsd)
 
 
 def test_orientation_auto_measures_a_mirrored_display_anatomically(predictor):

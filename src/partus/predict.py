@@ -246,6 +246,9 @@ class Predictor:
         spread = None
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
+            if result.landmarks is None and points:  # but the landmark heads' points are still reported
+                heads = measure_landmarks(fuse_landmarks(points, weights), pixel_spacing=spacing, **opts)
+                result = replace(result, landmarks=heads.landmarks, aop=heads.aop)
         else:
             fused = fuse_landmarks(points, weights)
             result = measure_landmarks(fused, fh_contour=contour, pixel_spacing=spacing, **opts)
