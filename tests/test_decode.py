@@ -122,6 +122,6 @@ def test_fused_landmarks_are_the_weighted_mean_without_missing_estimates():
     assert np.isnan(fuse_landmarks([b, b])[1]).all()  # no estimate: stays missing
     batched = fuse_landmarks(np.stack([np.stack([a, a]), np.stack([b, b])]), [0.5, 1.0])
     np.testing.assert_allclose(batched, [got, got])
-    for bad in ([1.0], [0.0, 0.0], [-1.0, 2.0]):
-        with pytest.raises(ValueError, match="one non-negative weight per estimate"):
+    for bad in ([1.0], [0.0, 0.0], [-1.0, 2.0], [np.nan, 1.0]):
+        with pytest.raises(ValueError, match="one finite, non-negative weight per estimate"):
             fuse_landmarks([a, b], bad)

@@ -263,7 +263,12 @@ def test_a_failed_segmentation_still_reports_the_landmark_heads_points(monkeypat
     heads = [model.landmarks(outs[name][0], img.shape, name)[0] for name in ("heatmap", "dsnt")]
     np.testing.assert_allclose(m.landmarks.to_array(), (heads[0] + heads[1]) / 2, atol=1e-6)
     assert m.aop == pytest.approx(angle_of_progression(*m.landmarks.to_array()))
-    assert math.isnan(m.hsd)
+    assert math.isnan(m.hsd) and m.extras["landmarks_from"] == "landmark heads"
+    flipped = pred.measure(np.ascontiguousarray(img[:, ::-1]))  # a mirrored display: same anatomy, mirrored x
+    assert flipped.extras["orientation"]["display"] == "mirrored" and "pubic symphysis not found" in flipped.reason
+    expect = m.landmarks.to_array()
+    expect[:, 0] = img.shape[1] - 1 - expect[:, 0]
+    np.testing.assert_allclose(flipped.landmarks.to_array(), expect, atol=1e-6)
 
 
 def test_orientation_auto_measures_a_mirrored_display_anatomically(predictor):

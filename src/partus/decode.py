@@ -24,7 +24,8 @@ __all__ = [
 #: Weight of each head's landmark estimate when the heads of *one multitask network* are fused: the
 #: segmentation rule's estimate counts half. Chosen out of fold on the blocks CV and its shift suite, where it
 #: beat equal weights on the plain, shift-suite and mirrored AoP error (``benchmarks/ACCURACY.md``, "Fusing the
-#: heads"). Separate networks of an ensemble weigh the same (paper 1, eq. 4).
+#: heads"). Separate networks of an ensemble weigh the same (paper 1, eq. 4); a multitask network's heads
+#: share its weight in these proportions.
 HEAD_WEIGHTS = {"segmentation": 0.5, "heatmap": 1.0, "dsnt": 1.0}
 
 
@@ -165,8 +166,8 @@ def fuse_landmarks(points: Any, weights: Any = None) -> np.ndarray:
     weights are equal). A NaN estimate is left out of its point's mean; a point no estimate has stays NaN."""
     stack = np.asarray(points, float)
     w = np.ones(len(stack)) if weights is None else np.asarray(weights, float)
-    if w.shape != (len(stack),) or (w < 0).any() or not w.any():
-        raise ValueError(f"need one non-negative weight per estimate ({len(stack)}), not all zero; got {w}")
+    if w.shape != (len(stack),) or not np.isfinite(w).all() or (w < 0).any() or not w.any():
+        raise ValueError(f"need one finite, non-negative weight per estimate ({len(stack)}), not all zero; got {w}")
     w = w.reshape(-1, *([1] * (stack.ndim - 1)))
     seen = np.isfinite(stack)
     total = (w * seen).sum(axis=0)

@@ -49,12 +49,12 @@ def evaluate_files(
 ) -> FileEvaluation:
     """Evaluate a prediction CSV (and optionally predicted masks) against ground truth files.
 
-    Every ground-truth row is evaluated: a row absent from the predictions, or predicted "not
-    measurable", counts as missing. Predictions of images not in the ground truth are listed in
-    ``unmatched_predictions`` and ignored. The ground-truth AoP is computed from its points unless
-    ``gt_aop_csv`` (IUGC 2025 ``Filename,AOP``) gives it. HSD is compared when both CSVs have an ``HSD``
-    column. With mask folders, masks are matched by file stem; a missing predicted mask is scored as an
-    empty prediction.
+    Every ground-truth row is evaluated: a row absent from the predictions, or predicted without points,
+    counts as missing (a flagged "not measurable" row that has points is scored on them). Predictions of
+    images not in the ground truth are listed in ``unmatched_predictions`` and ignored. The ground-truth AoP
+    is computed from its points unless ``gt_aop_csv`` (IUGC 2025 ``Filename,AOP``) gives it. HSD is compared
+    when both CSVs have an ``HSD`` column. With mask folders, masks are matched by file stem; a missing
+    predicted mask is scored as an empty prediction.
 
     Raises
     ------

@@ -244,11 +244,13 @@ class Predictor:
                 weights.append(self._weight(i, kind))
                 confs.append((self._label(i, name), kind, c))
         spread = None
+        from_heads = False
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
-            if result.landmarks is None and points:  # but the landmark heads' points are still reported
+            if not result.ok and points:  # but the landmark heads' points are reported, flagged
                 heads = measure_landmarks(fuse_landmarks(points, weights), pixel_spacing=spacing, **opts)
-                result = replace(result, landmarks=heads.landmarks, aop=heads.aop)
+                result = replace(result, landmarks=heads.landmarks, aop=heads.aop, hsd=float("nan"))
+                from_heads = True
         else:
             fused = fuse_landmarks(points, weights)
             result = measure_landmarks(fused, fh_contour=contour, pixel_spacing=spacing, **opts)
@@ -264,6 +266,8 @@ class Predictor:
             lab = None if lab is None else np.ascontiguousarray(lab[:, ::-1])
         result = replace(result, orientation=Orientation.MIRRORED if mirrored else Orientation.STANDARD)
         extras: dict[str, Any] = {"confidence": _named(confs[0][2]), "orientation": info}
+        if from_heads:  # the segmentation failed: its reason stands, the points are the other heads'
+            extras["landmarks_from"] = "landmark heads"
         if plane is not None:
             extras["standard_plane"] = round(plane, 4)
         if len(self.members) > 1:
@@ -272,9 +276,12 @@ class Predictor:
         return Prediction(self._tag(result, extras), lab, gray)
 
     def _weight(self, i: int, kind: str) -> float:
-        """A member's weight in the fused landmarks: :data:`~partus.decode.HEAD_WEIGHTS` between the heads of a
-        multitask network; separate networks weigh the same (paper 1, eq. 4)."""
-        return HEAD_WEIGHTS[kind] if self.models[i].kind == "multitask" else 1.0
+        """A member's weight in the fused landmarks: separate networks weigh the same (paper 1, eq. 4), and
+        within a multitask network its heads share that weight as :data:`~partus.decode.HEAD_WEIGHTS` says."""
+        model = self.models[i]
+        if model.kind != "multitask":
+            return 1.0
+        return HEAD_WEIGHTS[kind] / sum(HEAD_WEIGHTS[k] for k in model.heads.values())
 
     def _label(self, i: int, name: str) -> str:
         m = self.models[i]

@@ -167,8 +167,9 @@ def _decide(scan: Scan, p, q, m: np.ndarray, f: PseudoFilter) -> PseudoLabel:
     label.aop = float(meas.aop)
     spread = meas.extras.get("aop_spread_deg")  # None for a single-head model: no agreement check
     label.spread = float("nan") if spread is None else float(spread)
-    if q.measurement.landmarks is not None:
-        back = _unmap(q.measurement.landmarks.to_array(), m)
+    copy = q.measurement  # its points count only when its segmentation worked (the masks are part of the label)
+    if copy.landmarks is not None and "landmarks_from" not in copy.extras:
+        back = _unmap(copy.landmarks.to_array(), m)
         label.shift_px = float(np.linalg.norm(back - pts, axis=1).max())
     limit_px = f.max_shift_px * min(p.image.shape)
     label.score = np.nan_to_num(label.spread / f.max_aop_spread) + (

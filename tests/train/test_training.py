@@ -79,6 +79,31 @@ def test_ensemble_averages_coordinates_and_ignores_missing():
     np.testing.assert_allclose(ensemble([a, b]), [[[1, 1], [2, 2], [5, 5]]])
 
 
+def test_multitask_heads_are_fused_with_the_head_weights_on_the_torch_path():
+    """Training-time inference fuses a multitask network's heads as the shipped ONNX path does: the
+    segmentation rule's landmarks at weight 0.5 against 1 for heatmap and DSNT (HEAD_WEIGHTS)."""
+    from _helpers import SAMPLE_IMAGES
+
+    from partus.data.records import load_psfhs
+    from partus.geometry import landmarks_from_mask
+    from partus.train.inference import outputs_to_landmarks
+
+    mask = load_psfhs(SAMPLE_IMAGES.parent)[0].mask
+    seg = torch.from_numpy(np.stack([mask == c for c in (0, 1, 2)]).astype(np.float32))[None]
+    hm_pts = np.array([[150.0, 40.0], [70.0, 60.0], [200.0, 90.0]])
+    ds_pts = np.array([[140.0, 36.0], [60.0, 58.0], [210.0, 80.0]])
+    yy, xx = np.mgrid[0:256, 0:256]
+    heat = np.stack([np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.0**2)) for x, y in hm_pts])
+    probs = np.zeros((3, 256, 256))
+    for k, (x, y) in enumerate(ds_pts.astype(int)):
+        probs[k, y, x] = 1.0  # all the mass on one pixel: the expectation is that pixel
+    out = {"seg": seg, "heatmap": torch.from_numpy(heat.astype(np.float32))[None],
+           "dsnt": torch.from_numpy(probs.astype(np.float32))[None]}  # fmt: skip
+    pts, _, _ = outputs_to_landmarks(out, "multitask", [(256, 256)])
+    expect = (0.5 * landmarks_from_mask(mask).to_array() + hm_pts + ds_pts) / 2.5
+    np.testing.assert_allclose(pts[0], expect, atol=0.05)
+
+
 def test_upsampled_labels_follow_the_probabilities():
     from partus.train.inference import upsample_labels
 

@@ -182,7 +182,7 @@ def _json_default(value):
 def _print_evaluation(res) -> None:
     s = res.landmarks.summary
     unit = s["unit"]
-    t = Table(title=f"Landmarks: {s['n_images']} image(s), {s['n_missing']} missing/not measurable")
+    t = Table(title=f"Landmarks: {s['n_images']} image(s), {s['n_missing']} without points")
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_row(f"MRE ({unit})", _fmt(s["mre"], 3))
