@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import as_gray_uint8, iter_video_frames, read_any
 from ..io.datasets import VIDEO_EXTENSIONS
+from ..io.names import frame_key, unique_names
 
 __all__ = ["Scan", "read_scans"]
 
@@ -30,10 +31,6 @@ class Scan:
     name: str
     image: np.ndarray
     group: str
-
-
-def _frame_name(name: str, i: int) -> str:
-    return f"{name}#f{i:05d}"
 
 
 def read_scans(
@@ -56,14 +53,10 @@ def read_scans(
     """
     if int(frame_step) < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")
-    names: dict[str, int] = {}
-    for f in files:
-        names[Path(f).name] = names.get(Path(f).name, 0) + 1
+    paths = [Path(f) for f in files]
     scans: list[Scan] = []
     problems: list[tuple[str, str]] = []
-    for f in files:
-        path = Path(f)
-        name = path.name if names[path.name] == 1 else str(path)
+    for path, name in zip(paths, unique_names(paths), strict=True):
         try:
             scans += list(_scans_of(path, name, frame_step))
         except InputError as exc:
@@ -78,9 +71,9 @@ def _scans_of(path: Path, name: str, step: int) -> Iterable[Scan]:
         frames = list(iter_video_frames(path, step=step))
         if not frames:
             raise InputError(path, "no frame could be decoded")
-        return [Scan(_frame_name(name, i), as_gray_uint8(g, str(path)), name) for i, g in frames]
+        return [Scan(frame_key(name, i), as_gray_uint8(g, str(path)), name) for i, g in frames]
     data = read_any(path)
     if data.frames == 1:
         return [Scan(name, as_gray_uint8(data.pixels, str(path)), name)]
-    return [Scan(_frame_name(name, i), as_gray_uint8(data.pixels[i], str(path)), name)
+    return [Scan(frame_key(name, i), as_gray_uint8(data.pixels[i], str(path)), name)
             for i in range(0, data.frames, step)]  # fmt: skip

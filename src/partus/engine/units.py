@@ -21,16 +21,12 @@ from ..errors import InputError
 from ..io import as_gray_uint8, read_any, read_video_range, video_info
 from ..io.datasets import VIDEO_EXTENSIONS
 from ..io.journal import UNREADABLE
+from ..io.names import frame_key, unique_names
 from ..measurement import Measurement
 from ..predict import Prediction, Predictor
 
 #: Frames of a video per unit: a committed chunk is never re-measured by a resumed run.
 VIDEO_CHUNK = 32
-
-
-def frame_key(name: str, frame: int) -> str:
-    """Row name of one frame of a multi-frame input."""
-    return f"{name}#f{frame:05d}"
 
 
 @dataclass(frozen=True)
@@ -59,20 +55,6 @@ class Unit:
         if self.start >= 0:
             return (frame_key(self.name, self.start), self.name)
         return (self.name, frame_key(self.name, 0))
-
-
-def _text(name: str) -> str:
-    """A file name as text that can be written (undecodable bytes shown as escapes)."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def unique_names(files: Sequence[Path]) -> list[str]:
-    """Row names of input files: the file name, or the path as given for every file whose name another
-    input shares (independent of the inputs' order)."""
-    counts: dict[str, int] = {}
-    for p in files:
-        counts[p.name] = counts.get(p.name, 0) + 1
-    return [_text(p.name if counts[p.name] == 1 else str(p)) for p in files]
 
 
 def list_units(files: Sequence[Path], *, chunk: int = VIDEO_CHUNK) -> list[Unit]:
