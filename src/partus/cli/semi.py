@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import _read_scans, _usage, err, out
+from ._common import ModelOpt, _read_scans, _usage, err, out
 
 ScansArg = Annotated[
     list[Path], typer.Argument(help="Unlabelled scans: images, DICOM/MHA, videos, or folders of them.")
@@ -80,10 +80,7 @@ def _shipped_encoder(next_to: Path) -> Path:
 def pseudo_label(
     inputs: ScansArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the labels (psfhs-dev layout).")],
-    models: Annotated[
-        list[Path] | None,
-        typer.Option("--model", help="ONNX model(s) or a folder of them (default: the bundled model)."),
-    ] = None,
+    models: ModelOpt = None,
     max_aop_spread: Annotated[float, typer.Option(help="Largest AoP disagreement of the heads (deg).")] = 6.0,
     max_shift: Annotated[
         float, typer.Option(help="Largest landmark move on a mirrored, zoomed copy (share of the shorter side).")
