@@ -24,6 +24,8 @@ decision, reason and scores.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -220,15 +222,13 @@ def write_pseudo_labels(out_dir: str | os.PathLike, labels: Sequence[PseudoLabel
         write_png(out / "images" / f"{i}.png", lab.image)
         write_mask(out / "labels" / f"{i}.png", lab.label_map)
     write_predictions_csv(out / "landmarks.csv", [(f"{i}.png", lab.points) for i, lab in kept])
-    rows = ["id,image,label,near_dup_cluster"] + [f"{i},images/{i}.png,labels/{i}.png,{_cell(lab.group)}"
-                                                  for i, lab in kept]  # fmt: skip
-    atomic_write(out / "manifest.csv", "\n".join(rows) + "\n")
-    lines = ["id,source,keep,check,reason,display,aop,aop_spread,shift_px,score"]
-    for i, lab in zip(ids, labels, strict=True):
-        lines.append(",".join([i, _cell(lab.name), str(int(lab.keep)), lab.check, _cell(lab.reason),
-                               "mirrored" if lab.mirrored else "standard", _num(lab.aop), _num(lab.spread),
-                               _num(lab.shift_px), _num(lab.score)]))  # fmt: skip
-    atomic_write(out / "pseudo_labels.csv", "\n".join(lines) + "\n")
+    manifest = [[i, f"images/{i}.png", f"labels/{i}.png", lab.group] for i, lab in kept]
+    atomic_write(out / "manifest.csv", _csv(["id", "image", "label", "near_dup_cluster"], manifest))
+    decisions = [[i, lab.name, int(lab.keep), lab.check, lab.reason, "mirrored" if lab.mirrored else "standard",
+                  _num(lab.aop), _num(lab.spread), _num(lab.shift_px), _num(lab.score)]
+                 for i, lab in zip(ids, labels, strict=True)]  # fmt: skip
+    head = ["id", "source", "keep", "check", "reason", "display", "aop", "aop_spread", "shift_px", "score"]
+    atomic_write(out / "pseudo_labels.csv", _csv(head, decisions))
     reasons: dict[str, int] = {}
     for lab in labels:
         if not lab.keep:
@@ -242,8 +242,12 @@ def _ids(names: Sequence[str]) -> list[str]:
     return [f"{k:05d}_{s}" for k, s in enumerate(safe)]
 
 
-def _cell(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+def _csv(head: list[str], rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(head)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def _num(v: float) -> str:
