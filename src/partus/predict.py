@@ -135,6 +135,8 @@ class Predictor:
         self.id = "+".join(m.id for m in self.models)
         #: (model index, output name, kind) of every dense output: the members that are fused
         self.members = [(i, name, kind) for i, m in enumerate(self.models) for name, kind in m.heads.items()]
+        #: each member's weight in the fused landmarks (:meth:`_weight`)
+        self.weights = [self._weight(i, kind) for i, _, kind in self.members]
         self.has_orientation = any("mirrored" in m.cls_names for m in self.models)
         self.has_plane = any("standard_plane" in m.cls_names for m in self.models)
 
@@ -236,23 +238,23 @@ class Predictor:
                 contour = largest_contour(lab == FH)
             if seg_result.landmarks is not None and seg_result.ok:  # once per segmentation member
                 points += [seg_result.landmarks.to_array()] * len(seg)
-                weights += [self._weight(i, kind) for i, _, kind in self.members if kind == "segmentation"]
-        for i, name, kind in self.members:
+                weights += [w for (_, _, k), w in zip(self.members, self.weights, strict=True) if k == "segmentation"]
+        for (i, name, kind), w in zip(self.members, self.weights, strict=True):
             if kind != "segmentation":
                 p, c = self.models[i].landmarks(outs[i][name], size, kind)
                 points.append(p)
-                weights.append(self._weight(i, kind))
+                weights.append(w)
                 confs.append((self._label(i, name), kind, c))
         spread = None
         from_heads = False
+        fused = fuse_landmarks(points, weights) if points else None
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
-            if not result.ok and points:  # but the landmark heads' points are reported, flagged
-                heads = measure_landmarks(fuse_landmarks(points, weights), pixel_spacing=spacing, **opts)
+            if not result.ok and fused is not None:  # but the landmark heads' points are reported, flagged
+                heads = measure_landmarks(fused, pixel_spacing=spacing, **opts)
                 result = replace(result, landmarks=heads.landmarks, aop=heads.aop, hsd=float("nan"))
                 from_heads = True
         else:
-            fused = fuse_landmarks(points, weights)
             result = measure_landmarks(fused, fh_contour=contour, pixel_spacing=spacing, **opts)
             if len(points) > 1:
                 aops = [angle_of_progression(*p) for p in points]

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from partus.config import load_config
+from partus.decode import fuse_landmarks
 from partus.evaluate import point_errors
 from partus.models import create_model
 from partus.train.fit import fit, load_records, split
-from partus.train.inference import ensemble, predict
+from partus.train.inference import predict
 
 SMALL_TRANSFORMER = {"features": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "img_size": 64}
 FAMILIES = {
@@ -76,7 +77,7 @@ def test_interrupted_training_resumes_exactly(tmp_path):
 def test_ensemble_averages_coordinates_and_ignores_missing():
     a = np.array([[[0.0, 0.0], [2.0, 2.0], [4.0, 4.0]]])
     b = np.array([[[2.0, 2.0], [np.nan, np.nan], [6.0, 6.0]]])
-    np.testing.assert_allclose(ensemble([a, b]), [[[1, 1], [2, 2], [5, 5]]])
+    np.testing.assert_allclose(fuse_landmarks([a, b]), [[[1, 1], [2, 2], [5, 5]]])
 
 
 def test_multitask_heads_are_fused_with_the_head_weights_on_the_torch_path():

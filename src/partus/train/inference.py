@@ -16,7 +16,7 @@ from ..models.dsnt import dsnt, spatial_softmax
 from ..models.multitask import DENSE_HEADS
 from ..preprocess import resize_image, to_input
 
-__all__ = ["activate_multitask", "ensemble", "outputs_to_landmarks", "predict", "predict_oriented", "upsample_labels"]
+__all__ = ["activate_multitask", "outputs_to_landmarks", "predict", "predict_oriented", "upsample_labels"]
 
 
 def _flip_back(out: torch.Tensor, kind: str, anatomical: bool) -> torch.Tensor:
@@ -136,11 +136,6 @@ def _predict(model, images, *, input_size, batch_size=16, method="dark", sigma=2
         all_masks += m
         all_cls.append(out["cls"].float().cpu().numpy() if n_cls else np.zeros((len(chunk), 0)))
     return np.concatenate(all_pts), np.concatenate(all_conf), all_masks, np.concatenate(all_cls)
-
-
-def ensemble(points: Sequence[np.ndarray]) -> np.ndarray:
-    """Coordinate-wise mean of several models' ``(N, 3, 2)`` predictions (paper 1, eq. 4), ignoring NaN."""
-    return fuse_landmarks(np.stack([np.asarray(p, float) for p in points]))
 
 
 def _mirror_points(pts: np.ndarray, widths: Sequence[int]) -> np.ndarray:
