@@ -35,6 +35,9 @@ class AugmentConfig(_Strict):
     p_blur: float = 0.2
     speckle: float = 0.15
     p_speckle: float = 0.3
+    #: Probability of redrawing the screen as another scanner's sector and background
+    #: (:func:`partus.data.augment.random_fan`; the anatomy stays in view). 0 by default.
+    p_fan: float = 0.0
     #: Horizontal flip probability. 0 by default: the datasets' ground truth follows the official,
     #: x-based rule, so a mirrored copy needs ``flip_policy`` to say how its landmarks are defined.
     p_hflip: float = 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from partus.data.augment import AugmentConfig, apply_augment, build_augment, hflip
+from partus.data.augment import AugmentConfig, apply_augment, build_augment, hflip, random_fan
 from partus.data.dataset import EpochSampler, LandmarkDataset
 from partus.data.records import load_phantoms
 from partus.data.splits import group_kfold
@@ -97,3 +97,33 @@ def test_epoch_sampler_depends_only_on_seed_and_epoch():
     assert list(a) == list(b) and sorted(a) == list(range(10))
     b.set_epoch(4)
     assert list(a) != list(b)
+
+
+def test_random_fan_changes_the_screen_but_keeps_the_anatomy_in_view(records):
+    r = records[0]
+    img = np.full((128, 128), 200, np.uint8)  # a bright screen, so every redrawn pixel shows
+    mask = (r.mask > 0).astype(np.uint8)
+    changed = 0
+    for seed in range(40):
+        out = random_fan(img, r.points, np.random.default_rng(seed), mask)
+        assert out.dtype == np.uint8 and out.shape == img.shape
+        for x, y in np.rint(r.points).astype(int):  # every landmark and its neighbourhood stays in view
+            assert (out[y - 1 : y + 2, x - 1 : x + 2] == 200).all(), seed
+        changed += int((out != 200).mean() > 0.02)
+        again = random_fan(img, r.points, np.random.default_rng(seed), mask)
+        assert np.array_equal(out, again)  # seeded
+    assert changed >= 30  # the screen is redrawn almost every time
+    # landmarks in both top corners: whatever sector is drawn holds them, or the image is left alone
+    wide = np.array([[1.0, 1.0], [126.0, 1.0], [64.0, 100.0]])
+    for seed in range(20):
+        out = random_fan(img, wide, np.random.default_rng(seed))
+        assert out[1, 1] == out[1, 126] == out[100, 64] == 200
+
+
+def test_dataset_applies_random_fan_only_when_asked(records):
+    base = LandmarkDataset(records, input_size=64, augment=AugmentConfig(p_fan=0.0), seed=2)
+    fan = LandmarkDataset(records, input_size=64, augment=AugmentConfig(p_fan=1.0), seed=2)
+    diffs = [not np.array_equal(base[i]["image"].numpy(), fan[i]["image"].numpy()) for i in range(len(records))]
+    assert sum(diffs) >= len(records) - 1
+    for i in range(len(records)):  # the labels do not move
+        np.testing.assert_array_equal(base[i]["mask"].numpy(), fan[i]["mask"].numpy())

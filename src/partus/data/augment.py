@@ -28,7 +28,7 @@ from ..conventions import parse_enum
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-__all__ = ["AugmentConfig", "FlipPolicy", "apply_augment", "build_augment", "hflip"]
+__all__ = ["AugmentConfig", "FlipPolicy", "apply_augment", "build_augment", "hflip", "random_fan"]
 
 
 class FlipPolicy(StrEnum):
@@ -102,3 +102,43 @@ def apply_augment(
     out = compose(**kw)
     pts = np.asarray(out["keypoints"], dtype=float)[:, :2]
     return out["image"], pts, out.get("mask")
+
+
+def random_fan(
+    image: np.ndarray,
+    points: np.ndarray,
+    rng: np.random.Generator,
+    mask: np.ndarray | None = None,
+    margin_deg: float = 4.0,
+) -> np.ndarray:
+    """The scan redrawn inside another scanner's sector: the anatomy stays in view, the screen changes.
+
+    A sector with a random apex (above the top edge, near the centre) and half-angle, optionally a
+    depth limit, is kept; outside it the screen becomes a random gray, sometimes with a UI bar along
+    the top or bottom edge. The sector always contains every landmark with ``margin_deg`` to spare
+    (and the depth limit and bar spare them too), so the labels stay right; when no sector of at most
+    85 deg can, the image is returned unchanged. A depth limit also spares every labelled pixel of
+    ``mask`` (the sector's sides may cut the head's flanks, as a narrower fan does). A family of
+    screens, not the shift suite's ``fan`` (one fixed narrower sector, which may cut the anatomy off).
+    """
+    h, w = image.shape
+    apex = np.array([(w - 1) / 2 + rng.uniform(-0.1, 0.1) * w, rng.uniform(-0.5, 0.0) * h])
+    d = np.asarray(points, float) - apex
+    need = float(np.degrees(np.abs(np.arctan2(d[:, 0], d[:, 1]))).max()) + margin_deg
+    if not np.isfinite(need) or need >= 85.0:
+        return image
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = np.degrees(np.abs(np.arctan2(xx - apex[0], yy - apex[1]))) <= rng.uniform(need, max(need, 75.0))
+    if rng.random() < 0.5:  # a depth limit beyond the deepest landmark and labelled pixel
+        ys, xs = np.nonzero(mask) if mask is not None else (np.zeros(0), np.zeros(0))
+        reach = max(np.hypot(d[:, 0], d[:, 1]).max(), np.hypot(xs - apex[0], ys - apex[1]).max(initial=0)) * 1.05
+        inside &= np.hypot(xx - apex[0], yy - apex[1]) <= rng.uniform(reach, 1.6 * reach)
+    out = np.where(inside, image.astype(np.float32), np.float32(rng.uniform(0.0, 60.0)))
+    if rng.random() < 0.5:  # a UI bar, where it hides no landmark
+        t = max(2, int(rng.uniform(0.02, 0.06) * h))
+        top = rng.random() < 0.5
+        ys = np.asarray(points, float)[:, 1]
+        if (ys >= t + 1).all() if top else (ys <= h - t - 2).all():
+            rows = slice(0, t) if top else slice(h - t, h)
+            out[rows] = rng.uniform(80.0, 220.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

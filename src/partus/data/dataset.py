@@ -3,8 +3,9 @@
 Order of operations per sample: optional mirror (:func:`~partus.data.augment.hflip`, at original
 resolution so the official rule sees the real mask) -> resize to the network input (image area/linear,
 mask nearest, points via :func:`partus.decode.to_grid_coords`) -> albumentations (affine, photometric)
--> label noise (training only) -> targets. Augmentation is seeded by ``(seed, epoch, index)``, so an
-interrupted run resumed at an epoch boundary replays exactly the same samples.
+-> another scanner's screen (``p_fan``, :func:`~partus.data.augment.random_fan`) -> label noise
+(training only) -> targets. Augmentation is seeded by ``(seed, epoch, index)``, so an interrupted run
+resumed at an epoch boundary replays exactly the same samples.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..decode import to_grid_coords
 from ..preprocess import resize_image, to_input
-from .augment import AugmentConfig, apply_augment, build_augment, hflip
+from .augment import AugmentConfig, apply_augment, build_augment, hflip, random_fan
 from .records import Record
 from .targets import gaussian_heatmaps, perturb_points
 
@@ -98,6 +99,8 @@ class LandmarkDataset(Dataset):
         pts = to_grid_coords(pts, (h0, w0), (s, s))
         if self.compose is not None:
             img, pts, mask = apply_augment(self.compose, img, pts, mask, self._seed(index) ^ 0x5EED)
+            if self.params.p_fan > 0 and rng.random() < self.params.p_fan:
+                img = random_fan(img, pts, rng, mask)
             pts = perturb_points(pts, self.label_noise, rng)
         g = s // self.stride
         hm = gaussian_heatmaps(to_grid_coords(pts, (s, s), (g, g)), (g, g), self.sigma)
