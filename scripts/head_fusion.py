@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: rule -> weights of (segmentation rule, heatmap, DSNT)
 RULES = {"segmentation": (1, 0, 0), "heatmap": (0, 1, 0), "dsnt": (0, 0, 1), "heatmap+dsnt": (0, 1, 1),
          "equal": (1, 1, 1), "seg 0.5": (0.5, 1, 1)}  # fmt: skip
+#: rules whose FH1 is then moved to the official tangent from their PS1/PS2 to the predicted head mask
+#: (AoP is the largest angle over head contour points, so an FH1 off the tangent can only lower it)
+TANGENT = {"heatmap+dsnt, FH1 by tangent": (0, 1, 1), "seg 0.5, FH1 by tangent": (0.5, 1, 1)}
 BANDS = ((0, 90), (90, 110), (110, 130), (130, 181))
 
 
@@ -31,9 +34,10 @@ def estimates(cv: Path, variants: list[str]) -> list[dict]:
     from ship_model import CONFIG, _open_limits, final_checkpoint
 
     from partus.config import load_config
+    from partus.conventions import FH
     from partus.data.shift import apply_shift
     from partus.export import export_onnx
-    from partus.geometry import measure_mask
+    from partus.geometry import largest_contour, measure_mask
     from partus.predict import Predictor
     from partus.train.fit import load_records, split
 
@@ -62,7 +66,9 @@ def estimates(cv: Path, variants: list[str]) -> list[dict]:
                     outs = model(pred_input(pred, image), False)
                     heads = [None if seg is None else seg.to_array()]  # type: ignore[union-attr]
                     heads += [model.landmarks(outs[h][0], image.shape, h)[0] for h in ("heatmap", "dsnt")]
-                    rows.append({"fold": k, "variant": v, "heads": heads, "gt": np.asarray(gt, float)})
+                    has_fh = p.label_map is not None and (p.label_map == FH).any()
+                    fh = largest_contour(p.label_map == FH) if has_fh else None  # for the tangent rules
+                    rows.append({"fold": k, "variant": v, "heads": heads, "fh": fh, "gt": np.asarray(gt, float)})
             print(f"fold {k} done", flush=True)
     return rows
 
@@ -73,21 +79,33 @@ def pred_input(pred, image: np.ndarray) -> np.ndarray:
     return to_input(resize_image(image, pred.size)[None])
 
 
-def report(rows: list[dict]) -> None:
+def fused(r: dict, w: tuple, tangent: bool) -> np.ndarray | None:
+    """One scan's landmarks under a rule: the weighted heads, FH1 optionally by the mask tangent."""
     from partus.decode import fuse_landmarks
+    from partus.geometry import tangent_point
+
+    use = [(wi, h) for wi, h in zip(w, r["heads"], strict=True) if wi > 0 and h is not None]
+    if not use:
+        return None
+    p = fuse_landmarks([h for _, h in use], [wi for wi, _ in use])
+    if tangent and r.get("fh") is not None:
+        p[2] = tangent_point(p[0], p[1], r["fh"])
+    return p
+
+
+def report(rows: list[dict]) -> None:
     from partus.geometry import angle_of_progression
 
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     folds = sorted({r["fold"] for r in rows})
     print("| rule | " + " | ".join(variants) + " | shift mean | per fold (plain) | bands MAE/bias (plain) |")
     print("|---" * (len(variants) + 4) + "|")
-    for name, w in RULES.items():
+    rules = [(n, w, False) for n, w in RULES.items()] + [(n, w, True) for n, w in TANGENT.items()]
+    for name, w, tangent in rules:
         err: dict[str, list] = {}
         for r in rows:
-            use = [(wi, h) for wi, h in zip(w, r["heads"], strict=True) if wi > 0 and h is not None]
-            if not use:
+            if (p := fused(r, w, tangent)) is None:
                 continue
-            p = fuse_landmarks([h for _, h in use], [wi for wi, _ in use])
             gt = angle_of_progression(*r["gt"])
             err.setdefault(r["variant"], []).append((r["fold"], gt, angle_of_progression(*p) - gt))
         mae = {v: np.mean([abs(e) for *_, e in err[v]]) for v in variants}
