@@ -19,12 +19,20 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-#: rule -> weights of (segmentation rule, heatmap, DSNT)
-RULES = {"segmentation": (1, 0, 0), "heatmap": (0, 1, 0), "dsnt": (0, 0, 1), "heatmap+dsnt": (0, 1, 1),
-         "equal": (1, 1, 1), "seg 0.5": (0.5, 1, 1)}  # fmt: skip
-#: rules whose FH1 is then moved to the official tangent from their PS1/PS2 to the predicted head mask
-#: (AoP is the largest angle over head contour points, so an FH1 off the tangent can only lower it)
-TANGENT = {"heatmap+dsnt, FH1 by tangent": (0, 1, 1), "seg 0.5, FH1 by tangent": (0.5, 1, 1)}
+#: rule -> (weights of (segmentation rule, heatmap, DSNT), fusion method, FH1 by tangent). With the tangent,
+#: FH1 is then moved to the official tangent from the fused PS1/PS2 to the predicted head mask (AoP is the
+#: largest angle over head contour points, so an FH1 off the tangent can only lower it).
+RULES = {
+    "segmentation": ((1, 0, 0), "mean", False),
+    "heatmap": ((0, 1, 0), "mean", False),
+    "dsnt": ((0, 0, 1), "mean", False),
+    "heatmap+dsnt": ((0, 1, 1), "mean", False),
+    "equal": ((1, 1, 1), "mean", False),
+    "seg 0.5": ((0.5, 1, 1), "mean", False),
+    "median": ((1, 1, 1), "median", False),
+    "heatmap+dsnt, FH1 by tangent": ((0, 1, 1), "mean", True),
+    "seg 0.5, FH1 by tangent": ((0.5, 1, 1), "mean", True),
+}
 BANDS = ((0, 90), (90, 110), (110, 130), (130, 181))
 
 
@@ -79,15 +87,15 @@ def pred_input(pred, image: np.ndarray) -> np.ndarray:
     return to_input(resize_image(image, pred.size)[None])
 
 
-def fused(r: dict, w: tuple, tangent: bool) -> np.ndarray | None:
-    """One scan's landmarks under a rule: the weighted heads, FH1 optionally by the mask tangent."""
+def fused(r: dict, w: tuple, method: str, tangent: bool) -> np.ndarray | None:
+    """One scan's landmarks under a rule: the heads fused, FH1 optionally by the mask tangent."""
     from partus.decode import fuse_landmarks
     from partus.geometry import tangent_point
 
     use = [(wi, h) for wi, h in zip(w, r["heads"], strict=True) if wi > 0 and h is not None]
     if not use:
         return None
-    p = fuse_landmarks([h for _, h in use], [wi for wi, _ in use])
+    p = fuse_landmarks([h for _, h in use], [wi for wi, _ in use], method)
     if tangent and r.get("fh") is not None:
         p[2] = tangent_point(p[0], p[1], r["fh"])
     return p
@@ -100,11 +108,10 @@ def report(rows: list[dict]) -> None:
     folds = sorted({r["fold"] for r in rows})
     print("| rule | " + " | ".join(variants) + " | shift mean | per fold (plain) | bands MAE/bias (plain) |")
     print("|---" * (len(variants) + 4) + "|")
-    rules = [(n, w, False) for n, w in RULES.items()] + [(n, w, True) for n, w in TANGENT.items()]
-    for name, w, tangent in rules:
+    for name, (w, method, tangent) in RULES.items():
         err: dict[str, list] = {}
         for r in rows:
-            if (p := fused(r, w, tangent)) is None:
+            if (p := fused(r, w, method, tangent)) is None:
                 continue
             gt = angle_of_progression(*r["gt"])
             err.setdefault(r["variant"], []).append((r["fold"], gt, angle_of_progression(*p) - gt))

@@ -125,3 +125,31 @@ def test_fused_landmarks_are_the_weighted_mean_without_missing_estimates():
     for bad in ([1.0], [0.0, 0.0], [-1.0, 2.0], [np.nan, 1.0]):
         with pytest.raises(ValueError, match="one finite, non-negative weight per estimate"):
             fuse_landmarks([a, b], bad)
+
+
+def test_fused_landmarks_weighted_median_against_a_sorted_reference():
+    rng = np.random.default_rng(5)
+    est = rng.normal(size=(5, 3, 2)) * 10
+    est[1, 2] = np.nan  # estimate 1 has no FH1
+    w = np.array([0.5, 1.0, 2.0, 1.0, 0.7])
+    got = fuse_landmarks(est, w, method="median")
+    for k in range(3):
+        for c in range(2):
+            v, ww = est[:, k, c], w.copy()
+            keep = np.isfinite(v)
+            v, ww = v[keep], ww[keep]
+            o = np.argsort(v)
+            cum = np.cumsum(ww[o])
+            i = int(np.searchsorted(cum, cum[-1] / 2))  # first index whose cumulative weight reaches half
+            ref = (v[o][i] + v[o][i + 1]) / 2 if np.isclose(cum[i], cum[-1] / 2) else v[o][i]
+            assert got[k, c] == pytest.approx(ref)
+    a = np.zeros((3, 2))
+    three = [a, a + 1, a + 50]  # one far-off estimate out of three does not move the median
+    np.testing.assert_allclose(fuse_landmarks(three, method="median"), a + 1)
+    np.testing.assert_allclose(fuse_landmarks(three[:2], method="median"), a + 0.5)  # a tie: the mean
+    np.testing.assert_allclose(fuse_landmarks(three, [0.5, 1, 1], method="median"), a + 1)
+    assert np.isnan(fuse_landmarks([a * np.nan, a * np.nan], method="median")).all()
+    batched = fuse_landmarks(np.stack([np.stack(three)] * 2, axis=1), method="median")
+    np.testing.assert_allclose(batched, [a + 1, a + 1])
+    with pytest.raises(ValueError, match="'mean' or 'median'"):
+        fuse_landmarks(three, method="mode")

@@ -161,18 +161,40 @@ def decode_heatmaps(
     return coords.reshape(*lead, 2), conf.reshape(lead)
 
 
-def fuse_landmarks(points: Any, weights: Any = None) -> np.ndarray:
-    """Weighted coordinate-wise mean of several landmark estimates ``(M, ..., 3, 2)`` (paper 1, eq. 4 when the
-    weights are equal). A NaN estimate is left out of its point's mean; a point no estimate has stays NaN."""
+def fuse_landmarks(points: Any, weights: Any = None, method: str = "mean") -> np.ndarray:
+    """Fuse several landmark estimates ``(M, ..., 3, 2)`` coordinate by coordinate.
+
+    ``mean``: the weighted mean (paper 1, eq. 4 when the weights are equal). ``median``: the weighted
+    median (the value where the sorted estimates' cumulative weight reaches half, the mean of the two
+    neighbours on an exact tie), which one failing estimate out of three cannot move far. A NaN estimate
+    is left out of its coordinate; a coordinate no estimate has stays NaN.
+    """
     stack = np.asarray(points, float)
     w = np.ones(len(stack)) if weights is None else np.asarray(weights, float)
     if w.shape != (len(stack),) or not np.isfinite(w).all() or (w < 0).any() or not w.any():
         raise ValueError(f"need one finite, non-negative weight per estimate ({len(stack)}), not all zero; got {w}")
+    if method not in ("mean", "median"):
+        raise ValueError(f"method must be 'mean' or 'median', not {method!r}")
     w = w.reshape(-1, *([1] * (stack.ndim - 1)))
     seen = np.isfinite(stack)
+    if method == "median":
+        return _weighted_median(stack, w * seen)
     total = (w * seen).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (w * np.where(seen, stack, 0.0)).sum(axis=0) / total, np.nan)
+
+
+def _weighted_median(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
+    order = np.argsort(np.where(w > 0, stack, np.inf), axis=0)  # unweighted and NaN estimates last
+    vals = np.take_along_axis(stack, order, axis=0)
+    cum = np.cumsum(np.take_along_axis(np.broadcast_to(w, stack.shape), order, axis=0), axis=0)
+    half = cum[-1] / 2
+    tol = 1e-9 * np.maximum(cum[-1], 1.0)
+    lo = np.argmax(cum >= half - tol, axis=0)[None]
+    hi = np.argmax(cum > half + tol, axis=0)[None]
+    with np.errstate(invalid="ignore"):
+        mid = (np.take_along_axis(vals, lo, axis=0) + np.take_along_axis(vals, hi, axis=0))[0] / 2
+    return np.where(cum[-1] > 0, mid, np.nan)
 
 
 def to_image_coords(coords: Any, heatmap_size: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
