@@ -8,9 +8,10 @@ A :class:`Predictor` holds one model or an ensemble of exported models (``partus
 is converted to 8-bit gray, resized to the model input, and the outputs are mapped back to the image's
 own pixels: segmentation probabilities are upsampled to the image and turned into landmarks by the
 official rule (:mod:`partus.geometry`); heatmaps are decoded with sub-pixel refinement
-(:mod:`partus.decode`). An ensemble averages segmentation probabilities and landmark coordinates
-(paper 1, eq. 4); the heads of a multitask network are fused the same way, weighted by
-:data:`~partus.decode.HEAD_WEIGHTS`. Each result carries a quality verdict (:mod:`partus.quality`).
+(:mod:`partus.decode`). An ensemble averages segmentation probabilities (paper 1, eq. 4); the landmark
+estimates of its members and of a multitask network's heads are fused by :data:`~partus.decode.FUSION`
+(the weighted median), weighted by :data:`~partus.decode.HEAD_WEIGHTS`. Each result carries a quality
+verdict (:mod:`partus.quality`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from .cleanup import clean_label_map
 from .conventions import FH, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
-from .decode import HEAD_WEIGHTS, fuse_landmarks, upsample_labels
+from .decode import FUSION, HEAD_WEIGHTS, fuse_landmarks, upsample_labels
 from .errors import InputError
 from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
 from .io import ImageData, as_gray_uint8, read_any
@@ -247,7 +248,7 @@ class Predictor:
                 confs.append((self._label(i, name), kind, c))
         spread = None
         from_heads = False
-        fused = fuse_landmarks(points, weights) if points else None
+        fused = fuse_landmarks(points, weights, FUSION) if points else None
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
             if not result.ok and fused is not None:  # but the landmark heads' points are reported, flagged

@@ -80,9 +80,9 @@ def test_ensemble_averages_coordinates_and_ignores_missing():
     np.testing.assert_allclose(fuse_landmarks([a, b]), [[[1, 1], [2, 2], [5, 5]]])
 
 
-def test_multitask_heads_are_fused_with_the_head_weights_on_the_torch_path():
+def test_multitask_heads_are_fused_on_the_torch_path_as_on_the_onnx_path():
     """Training-time inference fuses a multitask network's heads as the shipped ONNX path does: the
-    segmentation rule's landmarks at weight 0.5 against 1 for heatmap and DSNT (HEAD_WEIGHTS)."""
+    coordinate-wise median of the segmentation rule's, the heatmap's and the DSNT's landmarks (FUSION)."""
     from _helpers import SAMPLE_IMAGES
 
     from partus.data.records import load_psfhs
@@ -101,7 +101,7 @@ def test_multitask_heads_are_fused_with_the_head_weights_on_the_torch_path():
     out = {"seg": seg, "heatmap": torch.from_numpy(heat.astype(np.float32))[None],
            "dsnt": torch.from_numpy(probs.astype(np.float32))[None]}  # fmt: skip
     pts, _, _ = outputs_to_landmarks(out, "multitask", [(256, 256)])
-    expect = (0.5 * landmarks_from_mask(mask).to_array() + hm_pts + ds_pts) / 2.5
+    expect = np.median(np.stack([landmarks_from_mask(mask).to_array(), hm_pts, ds_pts]), axis=0)
     np.testing.assert_allclose(pts[0], expect, atol=0.05)
 
 

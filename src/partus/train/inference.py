@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..decode import HEAD_WEIGHTS, decode_heatmaps, fuse_landmarks, to_image_coords, upsample_labels
+from ..decode import FUSION, HEAD_WEIGHTS, decode_heatmaps, fuse_landmarks, to_image_coords, upsample_labels
 from ..geometry import measure_mask
 from ..models.dsnt import dsnt, spatial_softmax
 from ..models.multitask import DENSE_HEADS
@@ -73,10 +73,10 @@ def outputs_to_landmarks(
 
     A segmentation whose landmarks cannot be measured gives NaN points and confidence 0.
     """
-    if kind == "multitask":  # the three heads as an ensemble: their landmarks fused (paper 1, eq. 4, HEAD_WEIGHTS)
+    if kind == "multitask":  # the three heads as an ensemble: their landmarks fused as partus.predict does (FUSION)
         parts = [outputs_to_landmarks(out[name], k, orig_sizes, method=method, sigma=sigma)
                  for name, k in DENSE_HEADS.items()]  # fmt: skip
-        fused = fuse_landmarks([p for p, _, _ in parts], [HEAD_WEIGHTS[k] for k in DENSE_HEADS.values()])
+        fused = fuse_landmarks([p for p, _, _ in parts], [HEAD_WEIGHTS[k] for k in DENSE_HEADS.values()], FUSION)
         return fused, parts[1][1], parts[0][2]
     n = out.shape[0]
     grid = tuple(out.shape[-2:])
