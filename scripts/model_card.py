@@ -41,9 +41,9 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
   PS/FH **segmentation** (masks -> official landmark rule, HSD, structure checks), landmark **heatmaps**
   (DARK sub-pixel decoding, paper 3), **DSNT** coordinate maps (paper 4) and an image-level
   **orientation** head (is the display mirrored?). Trained jointly with dynamic loss scaling.
-- One pass gives three landmark estimates, averaged as an ensemble's would be (paper 1, eq. 4), with the
-  segmentation rule's estimate weighted 0.5 against 1 for heatmap and DSNT (`partus.decode.HEAD_WEIGHTS`,
-  chosen out of fold: `benchmarks/ACCURACY.md`, "Fusing the heads"); their AoP disagreement
+- One pass gives three landmark estimates, fused by their coordinate-wise median (`partus.decode.FUSION`,
+  chosen out of fold and checked on a second CV: `benchmarks/ACCURACY.md`, "Fusing the heads"; the mean
+  of the heatmap and DSNT heads when the segmentation gives no landmarks); their AoP disagreement
   (`aop_spread_deg`) is part of the verdict. When the segmentation fails (e.g. no symphysis found), the
   scan is flagged with that reason but keeps the heatmap and DSNT heads' landmarks and AoP
   (`extras["landmarks_from"]`), so every scan that reaches the network gets points.
