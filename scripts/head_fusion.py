@@ -6,7 +6,8 @@ Each fold's last checkpoint is exported to ONNX and run on its held-out scans (p
 acquisition-shift suite) through :class:`partus.predict.Predictor`; for every scan the estimates of the
 segmentation rule, the heatmap head and the DSNT head are kept, and each fusion rule's AoP error is
 reported: overall, per shift, per fold and per ground-truth AoP band. The shipped rule is
-:data:`partus.decode.HEAD_WEIGHTS`; ``scripts/ship_model.py --figures-only`` gives its figures with the verdict.
+:data:`partus.decode.FUSION` (the median); ``scripts/ship_model.py --figures-only`` gives its figures with the
+verdict.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ __all__ = [
 ]  # fmt: skip
 
 #: Weight of each head's landmark estimate when the heads of *one multitask network* are fused: the
-#: segmentation rule's estimate counts half. Chosen out of fold on the blocks CV and its shift suite, where it
-#: beat equal weights on the plain, shift-suite and mirrored AoP error (``benchmarks/ACCURACY.md``, "Fusing the
-#: heads"). Separate networks of an ensemble weigh the same (paper 1, eq. 4); a multitask network's heads
-#: share its weight in these proportions.
+#: segmentation rule's estimate counts half (it beat equal weights under the weighted mean, ``benchmarks/
+#: ACCURACY.md``, "Fusing the heads"). Under the median (:data:`FUSION`) these weights do not change one
+#: network's answer (the weighted median of three is their median); they matter in ensembles, where
+#: separate networks weigh the same (paper 1, eq. 4) and a multitask network's heads share its weight in
+#: these proportions.
 HEAD_WEIGHTS = {"segmentation": 0.5, "heatmap": 1.0, "dsnt": 1.0}
 
 #: How the landmark estimates (heads and ensemble members, weighted by :data:`HEAD_WEIGHTS`) are fused:
@@ -197,7 +198,7 @@ def _weighted_median(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
     vals = np.take_along_axis(stack, order, axis=0)
     cum = np.cumsum(np.take_along_axis(np.broadcast_to(w, stack.shape), order, axis=0), axis=0)
     half = cum[-1] / 2
-    tol = 1e-9 * np.maximum(cum[-1], 1.0)
+    tol = 1e-9 * cum[-1]
     lo = np.argmax(cum >= half - tol, axis=0)[None]
     hi = np.argmax(cum > half + tol, axis=0)[None]
     with np.errstate(invalid="ignore"):

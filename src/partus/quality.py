@@ -43,7 +43,7 @@ class QualityLimits:
     max_aop_spread : float
         Largest disagreement (deg) between the AoPs of an ensemble's members or a multitask model's heads;
         above it they do not agree on the anatomy. Smaller spreads are only weakly related to the error of
-        the averaged AoP, so they are reported (``aop_spread_deg``), not rejected.
+        the fused AoP, so they are reported (``aop_spread_deg``), not rejected.
     aop_range : (float, float)
         Plausible intrapartum AoP in degrees.
     ps_length_range : (float, float)

@@ -126,4 +126,17 @@ def test_dataset_applies_random_fan_only_when_asked(records):
     diffs = [not np.array_equal(base[i]["image"].numpy(), fan[i]["image"].numpy()) for i in range(len(records))]
     assert sum(diffs) >= len(records) - 1
     for i in range(len(records)):  # the labels do not move
-        np.testing.assert_array_equal(base[i]["mask"].numpy(), fan[i]["mask"].numpy())
+        for key in ("mask", "points", "heatmaps"):
+            np.testing.assert_array_equal(base[i][key].numpy(), fan[i][key].numpy())
+
+
+def test_random_fan_spares_labelled_pixels_from_the_depth_limit_and_the_bar(records):
+    r = records[0]
+    img = np.full((128, 128), 200, np.uint8)
+    mask = np.zeros((128, 128), np.uint8)
+    cx, cy = np.rint(r.points.mean(axis=0)).astype(int)
+    mask[cy - 3 : cy + 4, cx - 3 : cx + 4] = 2  # inside the landmarks' hull, hence inside every sector drawn
+    mask[120:, 60:68] = 2  # deep, below the apex: only a depth limit or a bottom bar could hide it
+    for seed in range(60):
+        out = random_fan(img, r.points, np.random.default_rng(seed), mask)
+        assert (out[mask > 0] == 200).all(), seed

@@ -39,6 +39,16 @@ def test_cv_reports_and_reuses_finished_folds(tmp_path):
     assert again.exit_code == EXIT_OK
     assert (tmp_path / "fold0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "cv_summary.json").read_text())["landmarks"] == summary["landmarks"]
+    marker = tmp_path / "fold0" / "fold.json"  # a fold finished before an option existed is still reused
+    done = json.loads(marker.read_text())
+    del done["config"]["data"]["augment"]["p_fan"]
+    marker.write_text(json.dumps(done))
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == EXIT_OK
+    assert (tmp_path / "fold0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+    done["config"]["train"]["epochs"] = 3  # a changed setting is not: the fold is trained again
+    marker.write_text(json.dumps(done))
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == EXIT_OK
+    assert (tmp_path / "fold0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns != stamp
 
 
 def test_bad_config_override_is_a_usage_error(tmp_path):

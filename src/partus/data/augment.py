@@ -115,16 +115,19 @@ def random_fan(
 
     A sector with a random apex (above the top edge, near the centre) and half-angle, optionally a
     depth limit, is kept; outside it the screen becomes a random gray, sometimes with a UI bar along
-    the top or bottom edge. The sector always contains every landmark with ``margin_deg`` to spare
-    (and the depth limit and bar spare them too), so the labels stay right; when no sector of at most
-    85 deg can, the image is returned unchanged. A depth limit also spares every labelled pixel of
-    ``mask`` (the sector's sides may cut the head's flanks, as a narrower fan does). A family of
-    screens, not the shift suite's ``fan`` (one fixed narrower sector, which may cut the anatomy off).
+    the top or bottom edge. The sector always contains every landmark with ``margin_deg`` (and at
+    least 2 px) to spare, so the landmarks stay right; when no sector of at most 85 deg can, the image
+    is returned unchanged. The depth limit and the bar also spare every labelled pixel of ``mask``; the
+    sector's sides may cut the head's flanks, as a narrower fan does, and those pixels keep their label
+    (the head goes on beyond the screen's edge). A family of screens, not the shift suite's ``fan`` (one
+    fixed narrower sector, which may cut the anatomy off).
     """
     h, w = image.shape
-    apex = np.array([(w - 1) / 2 + rng.uniform(-0.1, 0.1) * w, rng.uniform(-0.5, 0.0) * h])
+    apex = np.array([(w - 1) / 2 + rng.uniform(-0.1, 0.1) * w, rng.uniform(-0.5 * h, -1.0)])
     d = np.asarray(points, float) - apex
-    need = float(np.degrees(np.abs(np.arctan2(d[:, 0], d[:, 1]))).max()) + margin_deg
+    r = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)  # the margin is at least 2 px, even near the apex
+    pad = np.maximum(margin_deg, np.degrees(np.arcsin(np.minimum(1.0, 2.0 / r))))
+    need = float((np.degrees(np.abs(np.arctan2(d[:, 0], d[:, 1]))) + pad).max())
     if not np.isfinite(need) or need >= 85.0:
         return image
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -134,11 +137,12 @@ def random_fan(
         reach = max(np.hypot(d[:, 0], d[:, 1]).max(), np.hypot(xs - apex[0], ys - apex[1]).max(initial=0)) * 1.05
         inside &= np.hypot(xx - apex[0], yy - apex[1]) <= rng.uniform(reach, 1.6 * reach)
     out = np.where(inside, image.astype(np.float32), np.float32(rng.uniform(0.0, 60.0)))
-    if rng.random() < 0.5:  # a UI bar, where it hides no landmark
+    if rng.random() < 0.5:  # a UI bar, where it hides no landmark and no labelled pixel
         t = max(2, int(rng.uniform(0.02, 0.06) * h))
         top = rng.random() < 0.5
         ys = np.asarray(points, float)[:, 1]
-        if (ys >= t + 1).all() if top else (ys <= h - t - 2).all():
-            rows = slice(0, t) if top else slice(h - t, h)
+        rows = slice(0, t) if top else slice(h - t, h)
+        clear = (ys >= t + 1).all() if top else (ys <= h - t - 2).all()
+        if clear and (mask is None or not mask[rows].any()):
             out[rows] = rng.uniform(80.0, 220.0)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -2,7 +2,7 @@
 PS/FH segmentation, landmark heatmaps, DSNT coordinate maps, and image-level classification.
 
 One pass gives masks (hence HSD and the official landmark rule), two landmark estimates and the
-image-level logits; inference fuses them as an ensemble of three members would (paper 1, eq. 4).
+image-level logits; inference fuses the three landmark estimates (``partus.decode.FUSION``, the median).
 The classification head reads the encoder's deepest map (global average pool -> linear). Its outputs are
 named by ``cls_names``: ``mirrored`` (is the display left-right mirrored?) is the first. A
 ``standard_plane`` output (the video issue) comes from its own small head, :class:`PlaneHead` (with

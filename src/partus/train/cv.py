@@ -147,13 +147,22 @@ def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> t
     return rep, told
 
 
+def _same_config(stored: dict | None, cfg: Config) -> bool:
+    """Whether a finished fold's stored config is ``cfg``; settings added to partus since then count at their
+    defaults (so a new option, off by default, does not retrain finished folds)."""
+    try:
+        return Config.model_validate(stored).model_dump(mode="json") == cfg.model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError: a setting that no longer exists, or no config at all
+        return False
+
+
 def _fold(cfg: Config, out: Path, k: int, records, *, devices: int, progress: bool) -> FitResult:
     """Train fold ``k``, or reuse it when a previous run finished it (``fold.json`` + its checkpoint)."""
     marker = out / "fold.json"
     if marker.is_file():
         done = json.loads(marker.read_text())
         ckpt = Path(done["checkpoint"])
-        if ckpt.is_file() and done.get("config") == cfg.model_dump(mode="json"):
+        if ckpt.is_file() and _same_config(done.get("config"), cfg):
             train, val = split(records, k, cfg.train.folds, cfg.train.seed, cfg.train.split)
             module = LandmarkModule.load_from_checkpoint(ckpt, map_location="cpu")
             return FitResult(out, ckpt, module, train, val, done["seconds"], done["epochs"])

@@ -1,6 +1,6 @@
 """Torch-side prediction for validation and cross-validation: model outputs -> landmarks in ORIGINAL
-pixels, with optional horizontal-flip test-time augmentation and coordinate-averaging ensembles
-(paper 1, eq. 4). The shipped inference path (ONNX Runtime) mirrors this without torch.
+pixels, with optional horizontal-flip test-time augmentation; a multitask network's heads are fused by
+``partus.decode.FUSION``. The shipped inference path (ONNX Runtime) mirrors this without torch.
 """
 
 from __future__ import annotations
