@@ -1,6 +1,6 @@
 """How should the shipped network's three landmark estimates be fused? Out of fold on the blocks CV.
 
-    python scripts/head_fusion.py [--cv runs/sweep/mt_strong_blocks] [--variants plain,fan,...]
+    python scripts/head_fusion.py [--cv runs/sweep/mt_strong_blocks] [--variants plain,fan,...] [--cache F.pkl]
 
 Each fold's last checkpoint is exported to ONNX and run on its held-out scans (plain and the
 acquisition-shift suite) through :class:`partus.predict.Predictor`; for every scan the estimates of the
@@ -13,6 +13,7 @@ verdict.
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import tempfile
 from pathlib import Path
@@ -20,19 +21,24 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-#: rule -> (weights of (segmentation rule, heatmap, DSNT), fusion method, FH1 by tangent). With the tangent,
-#: FH1 is then moved to the official tangent from the fused PS1/PS2 to the predicted head mask (AoP is the
-#: largest angle over head contour points, so an FH1 off the tangent can only lower it).
+#: rule -> (weights of (segmentation rule, heatmap, DSNT), fusion method, FH1 tangent radius in px). With a
+#: radius, FH1 is then moved to the official tangent from the fused PS1 (vertex)/PS2 to the predicted head
+#: mask, searched among the contour points within that radius of the fused FH1 (inf: the whole contour).
+#: AoP is the largest angle over head contour points, so an FH1 that slips along the contour can only lower
+#: it; the radius bounds how far a poor mask can move it.
 RULES = {
-    "segmentation": ((1, 0, 0), "mean", False),
-    "heatmap": ((0, 1, 0), "mean", False),
-    "dsnt": ((0, 0, 1), "mean", False),
-    "heatmap+dsnt": ((0, 1, 1), "mean", False),
-    "equal": ((1, 1, 1), "mean", False),
-    "seg 0.5": ((0.5, 1, 1), "mean", False),
-    "median": ((1, 1, 1), "median", False),
-    "heatmap+dsnt, FH1 by tangent": ((0, 1, 1), "mean", True),
-    "seg 0.5, FH1 by tangent": ((0.5, 1, 1), "mean", True),
+    "segmentation": ((1, 0, 0), "mean", 0),
+    "heatmap": ((0, 1, 0), "mean", 0),
+    "dsnt": ((0, 0, 1), "mean", 0),
+    "heatmap+dsnt": ((0, 1, 1), "mean", 0),
+    "equal": ((1, 1, 1), "mean", 0),
+    "seg 0.5": ((0.5, 1, 1), "mean", 0),
+    "median": ((1, 1, 1), "median", 0),
+    "seg 0.5, FH1 by tangent": ((0.5, 1, 1), "mean", np.inf),
+    "median, FH1 by tangent": ((1, 1, 1), "median", np.inf),
+    "median, FH1 by tangent within 4 px": ((1, 1, 1), "median", 4),
+    "median, FH1 by tangent within 8 px": ((1, 1, 1), "median", 8),
+    "median, FH1 by tangent within 16 px": ((1, 1, 1), "median", 16),
 }
 BANDS = ((0, 90), (90, 110), (110, 130), (130, 181))
 
@@ -88,8 +94,8 @@ def pred_input(pred, image: np.ndarray) -> np.ndarray:
     return to_input(resize_image(image, pred.size)[None])
 
 
-def fused(r: dict, w: tuple, method: str, tangent: bool) -> np.ndarray | None:
-    """One scan's landmarks under a rule: the heads fused, FH1 optionally by the mask tangent."""
+def fused(r: dict, w: tuple, method: str, radius: float) -> np.ndarray | None:
+    """One scan's landmarks under a rule: the heads fused, FH1 optionally by the mask tangent near it."""
     from partus.decode import fuse_landmarks
     from partus.geometry import tangent_point
 
@@ -97,8 +103,11 @@ def fused(r: dict, w: tuple, method: str, tangent: bool) -> np.ndarray | None:
     if not use:
         return None
     p = fuse_landmarks([h for _, h in use], [wi for wi, _ in use], method)
-    if tangent and r.get("fh") is not None:
-        p[2] = tangent_point(p[0], p[1], r["fh"])
+    if radius > 0 and r.get("fh") is not None and np.isfinite(p).all():
+        fh = np.asarray(r["fh"], float).reshape(-1, 2)
+        near = fh[np.hypot(*(fh - p[2]).T) <= radius]
+        if len(near):
+            p[2] = tangent_point(p[0], p[1], near)
     return p
 
 
@@ -109,10 +118,10 @@ def report(rows: list[dict]) -> None:
     folds = sorted({r["fold"] for r in rows})
     print("| rule | " + " | ".join(variants) + " | shift mean | per fold (plain) | bands MAE/bias (plain) |")
     print("|---" * (len(variants) + 4) + "|")
-    for name, (w, method, tangent) in RULES.items():
+    for name, (w, method, radius) in RULES.items():
         err: dict[str, list] = {}
         for r in rows:
-            if (p := fused(r, w, method, tangent)) is None:
+            if (p := fused(r, w, method, radius)) is None:
                 continue
             gt = angle_of_progression(*r["gt"])
             err.setdefault(r["variant"], []).append((r["fold"], gt, angle_of_progression(*p) - gt))
@@ -134,8 +143,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_strong_blocks")
     ap.add_argument("--variants", default="plain," + ",".join(SHIFTS), help="plain and/or shift names")
+    ap.add_argument("--cache", type=Path, help="pickle of the per-scan estimates: read if it exists, else written")
     a = ap.parse_args()
-    report(estimates(a.cv, a.variants.split(",")))
+    if a.cache is not None and a.cache.is_file():
+        rows = pickle.loads(a.cache.read_bytes())
+    else:
+        rows = estimates(a.cv, a.variants.split(","))
+        if a.cache is not None:
+            a.cache.write_bytes(pickle.dumps(rows))
+    report(rows)
     return 0
 
 
