@@ -88,8 +88,12 @@ def main() -> None:
 
     pos = ps.labels == 1
     threshold = float(np.quantile(oof[pos], MAX_REFUSED_POSITIVES))
+    np.save(args.out / "oof.npy", oof)
+    per_fold = [{"auc": classification_metrics(ps.labels[sample_fold == k], oof[sample_fold == k])["auc"],
+                 "refused_positives": float((oof[pos & (sample_fold == k)] < threshold).mean())}
+                for k in range(FOLDS)]  # fmt: skip
     report = {
-        "samples": len(ps.images), "positives": int(pos.sum()), "threshold": threshold,
+        "samples": len(ps.images), "positives": int(pos.sum()), "threshold": threshold, "per_fold": per_fold,
         "oof": classification_metrics(ps.labels, oof, threshold=threshold),
         "refused_positives": {f: float((oof[fams == f] < threshold).mean())
                               for f in sorted(set(fams[pos]))},
