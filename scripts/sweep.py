@@ -39,7 +39,7 @@ PLAN: dict[str, tuple[str, str, list[str]]] = {
     "dsnt_grouped": ("cv", "configs/dsnt.yaml", ["train.split=grouped"]),
     "mt_strong_grouped": ("cv", MT, ["train.split=grouped"]),
     "mt_strong_f16_blocks": ("cv", MT, ["model.kwargs.features=16"]),
-    "mt_fan_blocks": ("cv", MT, ["data.augment.p_fan=0.3"]),  # another scanner's screen (random_fan)
+    "mt_nofan_blocks": ("cv", MT, ["data.augment.p_fan=0"]),  # the default without another scanner's screen
     "transunet_seg_blocks": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks"]),  # paper 1, issue 10
     "transunet_seg_blocks_s1": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks", "train.seed=1"]),
     "transunet_seg_blocks_s2": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks", "train.seed=2"]),

@@ -4,6 +4,7 @@ size/format, quality verdicts, and every bad input a user can feed it."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,11 +55,12 @@ def test_bundled_model_is_shipped_and_small():
 def test_measures_bundled_samples_close_to_ground_truth(predictor, truth):
     """Sanity on the bundled (training) samples; the held-out figures are in the model card (blocks CV:
     AoP MAE ~8 deg, FH1 the least precise landmark, as it slides along the head contour)."""
-    aop_errors = []
+    aop_errors, statuses = [], []
     for name in NAMES:
         m = partus.measure(SAMPLES / "images" / f"{name}.png")
         gt = truth[f"{name}.png"]
-        assert m.status == Status.OK, m.reason
+        statuses.append(m.status)  # a flagged scan still reports its points, which are checked too
+        assert m.status == Status.OK or "confidence" in m.reason, m.reason
         err = np.linalg.norm(m.landmarks.to_array() - gt, axis=1)
         assert err[:2].max() < 12 and err[2] < 20, err
         aop_errors.append(abs(m.aop - angle_of_progression(*gt)))
@@ -66,6 +68,7 @@ def test_measures_bundled_samples_close_to_ground_truth(predictor, truth):
         assert set(m.extras["confidence"]) == {"PS1", "PS2", "FH1"}
         assert m.extras["model"] == predictor.id
     assert max(aop_errors) < 16 and np.mean(aop_errors) < 8, aop_errors
+    assert statuses.count(Status.OK) >= 3, statuses
 
 
 def test_inference_path_never_imports_torch():
@@ -146,15 +149,15 @@ def test_files_of_every_format(predictor, tmp_path):
         (np.full((300, 200), 97, np.uint16), "blank"),
         (np.random.default_rng(0).integers(0, 255, (20, 40)).astype(np.uint8), "too small"),
         (np.random.default_rng(0).integers(0, 255, (64, 5000)).astype(np.uint8), "too large"),
-        (np.tile(np.arange(256, dtype=np.uint8), (256, 1)), "not found"),
+        (np.tile(np.arange(256, dtype=np.uint8), (256, 1)), "not found|not a standard plane"),
     ],
 )
 def test_images_without_anatomy_are_not_measurable(predictor, image, reason):
     m = predictor.measure(image)
     assert m.status == Status.NOT_MEASURABLE
-    assert reason in m.reason
+    assert re.search(reason, m.reason), m.reason
     assert math.isnan(m.hsd)
-    if reason == "not found":  # reached the network: the landmark heads' points are kept for review
+    if "not found" in reason:  # reached the network: the landmark heads' points are kept for review
         assert m.landmarks is not None and math.isfinite(m.aop)
     else:  # refused before the network
         assert m.landmarks is None and math.isnan(m.aop)
@@ -176,7 +179,7 @@ def test_image_with_no_head_is_not_measurable(predictor):
     img[np.nonzero(lab == 1)[0].max() + 4 :, :] = 0  # and everything below the symphysis
     m = predictor.measure(img)
     assert m.status == Status.NOT_MEASURABLE
-    assert "head" in m.reason or "confidence" in m.reason or "implausible" in m.reason
+    assert re.search("head|confidence|implausible|not found|standard plane", m.reason), m.reason
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,9 @@ def test_decisions_on_real_scans(labelled, records):
     assert by["noise"].keep is False and by["noise"].check == "verdict"
     for r in records:
         p = by[r.name]
+        if p.check == "verdict":  # a real scan the shipped model flags (e.g. an early-labour one): no label
+            assert not p.keep and p.reason.startswith("model verdict:") and p.points is None
+            continue
         assert p.points is not None and np.isfinite(p.spread) and np.isfinite(p.shift_px)
         if p.keep:  # a kept label measures the scan as the annotation does, to a few degrees
             assert abs(angle_of_progression(*p.points) - angle_of_progression(*r.points)) < 8

@@ -16,7 +16,7 @@ from partus.data.dataset import LandmarkDataset
 from partus.data.records import load_phantoms, load_psfhs
 from partus.data.unlabelled import Scan
 from partus.errors import InputError
-from partus.predict import Predictor
+from partus.predict import Predictor, load_model
 from partus.pseudo import pseudo_label, write_pseudo_labels
 from partus.train.fit import fit, load_pseudo_labels
 
@@ -84,4 +84,5 @@ def test_a_folder_of_models(tmp_path):
     assert len(p.models) == 1 and p.models[0].path == tmp_path / "a.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert p.measure(next(SAMPLE_IMAGES.glob("*.png"))).ok
+        first = SAMPLE_IMAGES / "03744.png"
+        assert p.measure(first).aop == load_model().measure(first).aop
