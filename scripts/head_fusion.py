@@ -34,6 +34,7 @@ RULES = {
     "equal": ((1, 1, 1), "mean", 0),
     "seg 0.5": ((0.5, 1, 1), "mean", 0),
     "median": ((1, 1, 1), "median", 0),
+    "heatmap+dsnt, FH1 by tangent": ((0, 1, 1), "mean", np.inf),
     "seg 0.5, FH1 by tangent": ((0.5, 1, 1), "mean", np.inf),
     "median, FH1 by tangent": ((1, 1, 1), "median", np.inf),
     "median, FH1 by tangent within 4 px": ((1, 1, 1), "median", 4),
@@ -94,8 +95,11 @@ def pred_input(pred, image: np.ndarray) -> np.ndarray:
     return to_input(resize_image(image, pred.size)[None])
 
 
-def fused(r: dict, w: tuple, method: str, radius: float) -> np.ndarray | None:
-    """One scan's landmarks under a rule: the heads fused, FH1 optionally by the mask tangent near it."""
+def fused(r: dict, w: tuple, method: str, radius: float, untouched: list | None = None) -> np.ndarray | None:
+    """One scan's landmarks under a rule: the heads fused, FH1 optionally by the mask tangent near it.
+
+    A scan whose head contour has no point within ``radius`` of the fused FH1 keeps it (appended to
+    ``untouched``)."""
     from partus.decode import fuse_landmarks
     from partus.geometry import tangent_point
 
@@ -108,6 +112,8 @@ def fused(r: dict, w: tuple, method: str, radius: float) -> np.ndarray | None:
         near = fh[np.hypot(*(fh - p[2]).T) <= radius]
         if len(near):
             p[2] = tangent_point(p[0], p[1], near)
+        elif untouched is not None:
+            untouched.append(r)
     return p
 
 
@@ -118,10 +124,12 @@ def report(rows: list[dict]) -> None:
     folds = sorted({r["fold"] for r in rows})
     print("| rule | " + " | ".join(variants) + " | shift mean | per fold (plain) | bands MAE/bias (plain) |")
     print("|---" * (len(variants) + 4) + "|")
+    notes = []
     for name, (w, method, radius) in RULES.items():
         err: dict[str, list] = {}
+        untouched: list = []
         for r in rows:
-            if (p := fused(r, w, method, radius)) is None:
+            if (p := fused(r, w, method, radius, untouched)) is None:
                 continue
             gt = angle_of_progression(*r["gt"])
             err.setdefault(r["variant"], []).append((r["fold"], gt, angle_of_progression(*p) - gt))
@@ -135,6 +143,9 @@ def report(rows: list[dict]) -> None:
         )  # fmt: skip
         print(f"| {name} | " + " | ".join(f"{mae[v]:.2f}" for v in variants)
               + f" | {np.mean(shifts) if shifts else float('nan'):.2f} | {per_fold} | {bands} |")  # fmt: skip
+        if untouched:
+            notes.append(f"{name}: FH1 kept on {len(untouched)} of {len(rows)} scans (no contour point that near)")
+    print("\n".join(notes))
 
 
 def main() -> int:
@@ -145,12 +156,13 @@ def main() -> int:
     ap.add_argument("--variants", default="plain," + ",".join(SHIFTS), help="plain and/or shift names")
     ap.add_argument("--cache", type=Path, help="pickle of the per-scan estimates: read if it exists, else written")
     a = ap.parse_args()
-    if a.cache is not None and a.cache.is_file():
-        rows = pickle.loads(a.cache.read_bytes())
-    else:
-        rows = estimates(a.cv, a.variants.split(","))
-        if a.cache is not None:
-            a.cache.write_bytes(pickle.dumps(rows))
+    key = {"cv": str(a.cv.resolve()), "variants": a.variants}
+    stored = pickle.loads(a.cache.read_bytes()) if a.cache is not None and a.cache.is_file() else None
+    if stored is not None and stored.get("key") != key:
+        raise SystemExit(f"{a.cache} holds the estimates of {stored.get('key')}, not {key}: pass another --cache")
+    rows = stored["rows"] if stored is not None else estimates(a.cv, a.variants.split(","))
+    if a.cache is not None and stored is None:
+        a.cache.write_bytes(pickle.dumps({"key": key, "rows": rows}))
     report(rows)
     return 0
 

@@ -59,7 +59,9 @@ augmentation: rotation +-25 deg, scale +-25 %, translation 10 %, brightness/cont
 speckle; 30 % of scans redrawn inside another scanner's sector and background (`p_fan`); label noise
 1 px; 25 % of training scans shown mirrored for the orientation head. The training
 time was measured (`/usr/bin/time`, peak 1.1 GB) while other work shared the 2-core CPU; the CV folds (80 %
-of the scans) took 13-25 min each; `python benchmarks/default_training.py` re-measures it.
+of the scans) took 13-25 min each; `python benchmarks/default_training.py` re-measures it. The CV folds
+below were trained with a first version of the screen augmentation (its UI bar could cover head pixels),
+the shipped network with the corrected one (`benchmarks/ACCURACY.md`).
 
 ## Training data
 All 658 images of `psfhs-dev`, a subset of **PSFHS** (Chen G., Bai J., Ou Z., Lu Y., Wang H. *PSFHS:

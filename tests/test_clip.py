@@ -66,6 +66,8 @@ def test_sweeps_select_their_standard_frames(sweeps):
     for truth, s, _ in sweeps:
         called = np.array(s.series["standard_plane"]) >= 0.5  # measure_clip's default frame floor
         right.append(called == truth)
+        # 04050's sweep scores 94 % at the 0.5 floor: the plane head puts a few of its standard frames at
+        # P 0.4-0.5 (missed frames, never false ones); the others score 100 %
         assert right[-1].mean() >= 0.9 and s.standard_frames == called.sum()
     assert np.concatenate(right).mean() >= 0.95  # over the four scans' 960 frames
 

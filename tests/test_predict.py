@@ -60,7 +60,8 @@ def test_measures_bundled_samples_close_to_ground_truth(predictor, truth):
         m = partus.measure(SAMPLES / "images" / f"{name}.png")
         gt = truth[f"{name}.png"]
         statuses.append(m.status)  # a flagged scan still reports its points, which are checked too
-        assert m.status == Status.OK or "confidence" in m.reason, m.reason
+        # 04350 (early labour, the model's weak spot) may be flagged for an unsure head; the others are ok
+        assert m.status == Status.OK or (name == "04350" and "confidence" in m.reason), m.reason
         err = np.linalg.norm(m.landmarks.to_array() - gt, axis=1)
         assert err[:2].max() < 12 and err[2] < 20, err
         aop_errors.append(abs(m.aop - angle_of_progression(*gt)))
@@ -179,7 +180,7 @@ def test_image_with_no_head_is_not_measurable(predictor):
     img[np.nonzero(lab == 1)[0].max() + 4 :, :] = 0  # and everything below the symphysis
     m = predictor.measure(img)
     assert m.status == Status.NOT_MEASURABLE
-    assert re.search("head|confidence|implausible|not found|standard plane", m.reason), m.reason
+    assert re.search("head|confidence|implausible|symphysis not found", m.reason), m.reason
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,7 @@ def check_measurement(
     reviewer can see what was rejected.
     """
     if standard_plane is not None and not standard_plane >= limits.min_standard_plane:
-        plane = f"P {standard_plane:.2f} < {limits.min_standard_plane:g}"
+        plane = f"P {standard_plane:.2g} < {limits.min_standard_plane:g}"
         return _reject(m, f"not a standard plane ({plane}): the symphysis and the fetal head are not both in view")
     if not m.ok or m.landmarks is None:
         return m

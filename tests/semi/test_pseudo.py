@@ -86,6 +86,7 @@ def test_decisions_on_real_scans(labelled, records):
         else:
             assert p.check in ("agreement", "consistency", "anatomy") and p.reason
     assert sum(p.keep for p in labelled) >= 2
+    assert sum(by[r.name].check == "verdict" for r in records) <= 1
 
 
 def test_mirrored_display_is_stored_canonical(labelled):
