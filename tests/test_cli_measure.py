@@ -208,7 +208,7 @@ def test_measure_table_shows_a_mirrored_display(tmp_path):
     res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}, catch_exceptions=False)
     assert res.exit_code == EXIT_OK, res.output
     header = next(ln for ln in res.stdout.splitlines() if "PS1 x, y" in ln)
-    rows = [ln for ln in res.stdout.splitlines() if ".png" in ln]
+    rows = [ln for ln in res.stdout.splitlines() if ".png" in ln and not ln.startswith("(")]  # not the reasons
     assert "display" in header and len(rows) == 2 and all("mirrored" in r for r in rows)
     res = _run("measure", img, "--out", tmp_path, "--orientation", "standard", "--json")
     assert res.exit_code == EXIT_OK, res.output
@@ -217,3 +217,15 @@ def test_measure_table_shows_a_mirrored_display(tmp_path):
     res = _run("measure", img, "--out", tmp_path, "--orientation", "standard")
     assert res.exit_code == EXIT_OK and "PS1 x, y" in res.stdout
     assert "display" not in res.stdout  # the column only when a scan was taken as mirrored
+
+
+def test_measure_table_gives_each_flagged_scan_its_reason_below(tmp_path):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.zeros((256, 256), np.uint8))
+    args = ["measure", SAMPLES / "images" / "03744.png", blank, "--out", tmp_path / "o"]
+    res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert res.exit_code == EXIT_OK, res.output
+    row = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("blank.png"))
+    assert row.rstrip().endswith("not measurable (1)")
+    note = next(ln for ln in res.stdout.splitlines() if ln.startswith("(1) "))
+    assert note.startswith("(1) blank.png: ") and "blank" in note[len("(1) blank.png: ") :]

@@ -94,12 +94,17 @@ def _print_measurements(records, as_json: bool) -> None:
     for col in cols:
         right = col in ("AoP °", "HSD")
         table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
+    reasons = []  # printed under the table, where a long reason does not squeeze the columns
     for (p, m), mirror in zip(records, mirrored, strict=True):
         pts = ["-"] * 3 if m.landmarks is None else [f"{x:.1f}, {y:.1f}" for x, y in m.landmarks.to_array()]
-        status = "ok" if m.ok else f"[yellow]not measurable[/yellow]: {escape(m.reason)}"
+        if not m.ok:
+            reasons.append(f"({len(reasons) + 1}) {escape(p.name)}: {escape(m.reason or 'no reason given')}")
+        status = "ok" if m.ok else f"[yellow]not measurable[/yellow] ({len(reasons)})"
         display = ("[cyan]mirrored[/cyan]" if mirror else "standard",) * any(mirrored)  # only when one is mirrored
         table.add_row(escape(p.name), *pts, _fmt(m.aop, 1), f"{_fmt(m.hsd, 1)} {m.hsd_unit}", *display, status)
     out.print(table)
+    for line in reasons:
+        out.print(line)
 
 
 ModelOpt = Annotated[
