@@ -52,7 +52,7 @@ class QualityLimits:
     min_standard_plane : float
         P(standard plane) from a model's plane head below which an image is not a standard plane (the
         symphysis and the head not both in view: a sweep's passing frame, a shadow, other anatomy). Set
-        low on purpose: out of fold, 1 % of held-out intrapartum scans score below it, but more of the
+        low on purpose: out of fold, 1 % of held-out intrapartum scans score below it, but 5 % of the
         early-labour block's (a head that never saw early labour scores those low), and higher floors
         refuse far more of them (``scripts/plane_head.py``; model card). Clips select frames with a
         stricter floor (:func:`partus.clip.measure_clip`).
