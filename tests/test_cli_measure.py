@@ -223,9 +223,11 @@ def test_measure_table_gives_each_flagged_scan_its_reason_below(tmp_path):
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.zeros((256, 256), np.uint8))
     args = ["measure", SAMPLES / "images" / "03744.png", blank, "--out", tmp_path / "o"]
-    res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}, catch_exceptions=False)
+    res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "80"}, catch_exceptions=False)  # a terminal
     assert res.exit_code == EXIT_OK, res.output
     row = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("blank.png"))
-    assert row.rstrip().endswith("not measurable (1)")
+    assert row.rstrip().endswith("not measurable (1)")  # one line, nothing cut, at 80 columns
+    assert max(map(len, res.stdout.splitlines())) <= 80
+    assert any(ln.strip().startswith("03744.png") and ln.rstrip().endswith(" ok") for ln in res.stdout.splitlines())
     note = next(ln for ln in res.stdout.splitlines() if ln.startswith("(1) "))
     assert note.startswith("(1) blank.png: ") and "blank" in note[len("(1) blank.png: ") :]

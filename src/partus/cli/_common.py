@@ -88,15 +88,18 @@ def _print_measurements(records, as_json: bool) -> None:
         data = [{"file": str(p), **m.as_dict()} for p, m in records]
         out.print_json(json.dumps(data, allow_nan=False))
         return
-    table = Table(title=f"{len(records)} measurement(s)", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=f"{len(records)} measurement(s)", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)  # fmt: skip
     mirrored = [_mirrored_display(m) for _, m in records]
     cols = ("file", "PS1 x, y", "PS2 x, y", "FH1 x, y", "AoP °", "HSD") + ("display",) * any(mirrored) + ("status",)
     for col in cols:
         right = col in ("AoP °", "HSD")
-        table.add_column(col, justify="right" if right else "left", no_wrap=col != "status", min_width=len(col))
+        table.add_column(col, justify="right" if right else "left", no_wrap=col != "file", min_width=len(col),
+                         overflow="fold")  # a long file name folds; the other cells keep one line  # fmt: skip
     reasons = []  # printed under the table, where a long reason does not squeeze the columns
     for (p, m), mirror in zip(records, mirrored, strict=True):
-        pts = ["-"] * 3 if m.landmarks is None else [f"{x:.1f}, {y:.1f}" for x, y in m.landmarks.to_array()]
+        # Whole pixels keep the table within 80 columns; the CSV and JSON outputs carry full precision.
+        pts = ["-"] * 3 if m.landmarks is None else [f"{x:.0f}, {y:.0f}" for x, y in m.landmarks.to_array()]
         if not m.ok:
             reasons.append(f"({len(reasons) + 1}) {escape(p.name)}: {escape(m.reason or 'no reason given')}")
         status = "ok" if m.ok else f"[yellow]not measurable[/yellow] ({len(reasons)})"
