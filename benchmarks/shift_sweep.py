@@ -19,11 +19,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pool_job(job: Path, folds: list[int] | None = None) -> dict | None:
-    """Pooled shift-aware summary of ``job``'s finished folds (or of ``folds`` among them)."""
+def pool_job(job: Path, folds: list[int] | None = None, name: str = "shift.npz") -> dict | None:
+    """Pooled shift-aware summary of ``job``'s finished folds (or of ``folds`` among them); ``name``: the
+    per-fold file (``shift.npz``, written by ``partus cv``, or another evaluation of the same folds)."""
     from partus.robustness import jsonable, summarise, variant_metrics
 
-    files = sorted(job.glob("fold*/shift.npz"))
+    files = sorted(job.glob(f"fold*/{name}"))
     if folds is not None:
         files = [f for f in files if int(f.parent.name[4:]) in folds]
     if not files:

@@ -105,6 +105,9 @@ class TrainConfig(_Strict):
     #: Sample training scans so that the ground-truth AoP bands (<90, 90-110, 110-130, >=130 deg) weigh
     #: equally (with replacement; see :func:`partus.data.dataset.aop_band_weights`).
     balance_aop: bool = False
+    #: Decay of an exponential moving average of the weights, updated every step (0: off). Validation and
+    #: the checkpoints use the averaged weights (the raw ones are kept in the checkpoint for resuming).
+    ema: float = Field(default=0.0, ge=0.0, lt=1.0)
     #: torch CPU threads (0: one per core).
     threads: int = 0
     error_weighted: ErrorWeightedConfig = Field(default_factory=ErrorWeightedConfig)

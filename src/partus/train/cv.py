@@ -141,10 +141,15 @@ def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> t
         raw = {v: (z[f"pred_{v}"], z[f"gt_{v}"], None) for v in variants}
         return summarise(raw), (z["told_pred"], z["told_gt"], z["p_mirror"])
     rep, told = shift_evaluation(res.module, res.val_records, indices, cfg)
-    arrays = {f"{kind}_{v}": a for v, (p, g, _) in rep["raw"].items() for kind, a in (("pred", p), ("gt", g))}
-    with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, told_pred=told[0], told_gt=told[1], p_mirror=told[2], **arrays)
+    save_shift(cache, rep, told)
     return rep, told
+
+
+def save_shift(path: Path, rep: dict, told: tuple) -> None:
+    """A fold's :func:`shift_evaluation` as ``.npz`` (pooled by ``benchmarks/shift_sweep.py``), atomically."""
+    arrays = {f"{kind}_{v}": a for v, (p, g, _) in rep["raw"].items() for kind, a in (("pred", p), ("gt", g))}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, told_pred=told[0], told_gt=told[1], p_mirror=told[2], **arrays)
 
 
 def _same_config(stored: dict | None, cfg: Config) -> bool:

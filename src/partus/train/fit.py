@@ -123,6 +123,10 @@ def _trainer(
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mre" if validate else None,
                            mode="min", save_last=True, save_top_k=1)  # fmt: skip
     callbacks = [ckpt, _SetEpoch(), *extra]
+    if cfg.train.ema > 0:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        callbacks.append(EMAWeightAveraging(decay=cfg.train.ema))
     if validate and cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor="val_mre", mode="min", patience=cfg.train.early_stopping_patience))
     return L.Trainer(
