@@ -119,6 +119,9 @@ class LossConfig(_Strict):
     #: ``multitask_net``: dynamic loss scaling exponent (each task's loss divided by its running mean to
     #: this power; 0 = plain sum, 1 = every task normalised to ~1; see :class:`partus.losses.DynamicLossScaler`).
     dynamic_alpha: float = 0.5
+    #: ``multitask_net``: weight of an extra task, the absolute AoP error (degrees) of the DSNT head's
+    #: coordinates (:func:`partus.losses.aop_loss`), scaled with the others; 0 = off.
+    aop_weight: float = Field(default=0.0, ge=0.0)
 
 
 class SemiConfig(_Strict):

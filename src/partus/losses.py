@@ -4,7 +4,9 @@
 - dsnt (paper 4): Euclidean distance of the DSNT expected coordinates + lambda x Jensen-Shannon (or KL)
   divergence to a normalised Gaussian at the target;
 - segmentation (paper 1): cross-entropy + soft Dice over PS and FH;
-- multi-task (paper 5): the task losses combined by :class:`DynamicLossScaler`.
+- multi-task (paper 5): the task losses combined by :class:`DynamicLossScaler`;
+- :func:`aop_loss`: the absolute Angle-of-Progression error of predicted coordinates (an optional task on
+  the DSNT head: the AoP error of these networks comes mostly from the symphysis axis's direction).
 
 :func:`error_weights` gives paper 1's sample weights ``exp(-lambda * mean landmark error)``.
 """
@@ -17,7 +19,7 @@ from torch import nn
 
 from .models.dsnt import dsnt, js_regulariser, kl_regulariser, spatial_softmax
 
-__all__ = ["DynamicLossScaler", "dsnt_loss", "error_weights", "heatmap_mse", "reduce", "segmentation_loss"]
+__all__ = ["DynamicLossScaler", "aop_loss", "dsnt_loss", "error_weights", "heatmap_mse", "reduce", "segmentation_loss"]
 
 
 def heatmap_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -40,6 +42,22 @@ def dsnt_loss(
     else:
         raise ValueError(f"reg must be one of 'js', 'kl', 'none', got {reg!r}")
     return (euclid + reg_weight * div).mean(dim=1)
+
+
+def aop_loss(pred_xy: torch.Tensor, target_xy: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Per-sample ``|AoP(pred) - AoP(target)|`` in degrees; points ``(N, 3, 2)`` in (PS1, PS2, FH1) order.
+
+    The AoP is the angle at PS1 between ``PS2 - PS1`` and ``FH1 - PS1`` (``atan2(|cross|, dot)``, as
+    :func:`partus.geometry.angle_of_progression`); ``|cross|`` is smoothed by ``eps`` so the gradient stays
+    finite at 0 and 180 degrees. Any common scale and offset of the coordinates (the heatmap grid) leaves it
+    unchanged."""
+
+    def angle(p: torch.Tensor) -> torch.Tensor:
+        u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+        cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+        return torch.rad2deg(torch.atan2(torch.sqrt(cross * cross + eps), (u * v).sum(dim=-1)))
+
+    return (angle(pred_xy) - angle(target_xy)).abs()
 
 
 def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:

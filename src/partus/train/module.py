@@ -9,8 +9,9 @@ import torch
 
 from ..config import Config
 from ..evaluate import aop_errors, point_errors
-from ..losses import DynamicLossScaler, dsnt_loss, heatmap_mse, reduce, segmentation_loss
+from ..losses import DynamicLossScaler, aop_loss, dsnt_loss, heatmap_mse, reduce, segmentation_loss
 from ..models import create_model
+from ..models.dsnt import dsnt, spatial_softmax
 from .inference import forward_tta, outputs_to_landmarks
 
 __all__ = ["LandmarkModule"]
@@ -26,7 +27,8 @@ class LandmarkModule(L.LightningModule):
         self.model = create_model(self.cfg.model.name, **self.cfg.model.kwargs)
         self.kind: str = self.model.kind
         if self.kind == "multitask":
-            self.scaler = DynamicLossScaler(("seg", "heatmap", "dsnt", "cls"), alpha=self.cfg.loss.dynamic_alpha)
+            tasks = ("seg", "heatmap", "dsnt", "cls") + ("aop",) * (self.cfg.loss.aop_weight > 0)
+            self.scaler = DynamicLossScaler(tasks, alpha=self.cfg.loss.dynamic_alpha)
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +68,9 @@ class LandmarkModule(L.LightningModule):
             if dense else None,
             "cls": torch.nn.functional.binary_cross_entropy_with_logits(out["cls"][:, col], mirrored),
         }  # fmt: skip
+        if self.cfg.loss.aop_weight > 0:
+            aop = aop_loss(dsnt(spatial_softmax(out["dsnt"])), self._dense_target(batch))
+            losses["aop"] = self.cfg.loss.aop_weight * reduce(aop, w) if dense else None
         if self.training:
             self.log_dict({f"loss_{k}": v.detach() for k, v in losses.items() if v is not None}, on_step=False,
                           on_epoch=True, batch_size=len(mirrored))  # fmt: skip
