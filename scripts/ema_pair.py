@@ -10,6 +10,11 @@ run-to-run noise that separates two trainings (about as large as the effects bei
     python scripts/ema_pair.py --cv runs/sweep/mt_ema_blocks [--out benchmarks/cv/ema_pair.json]
 
 Each fold's evaluations are cached beside its checkpoint (``shift_last_ema.npz``, ``shift_last_raw.npz``).
+``--raw-cv DIR`` also writes the raw arm as a CV folder of its own (``DIR/foldK/checkpoints/last.ckpt``), so
+that both arms can go through the shipped ONNX path with the verdict and HSD:
+
+    python scripts/ship_model.py --calibrate-only --cv runs/sweep/mt_ema_blocks       # averaged weights
+    python scripts/ship_model.py --calibrate-only --cv runs/sweep/mt_ema_blocks_raw   # raw weights
 """
 
 from __future__ import annotations
@@ -56,6 +61,21 @@ def evaluate_fold(fold: Path, cfg: Config, records) -> None:
         print(f"{fold.name} {arm}: plain AoP MAE {rep['plain']['aop_mae']:.2f}", flush=True)
 
 
+def write_raw_fold(fold: Path, out: Path) -> None:
+    """``fold``'s raw last-step weights as a fold of a CV folder of their own (checkpoint + shift file)."""
+    import shutil
+
+    from partus.io import atomic_path
+
+    ckpt = torch.load(fold / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    raw = {k: v for k, v in ckpt.items() if k not in ("current_model_state", "averaging_state", "callbacks")}
+    raw["state_dict"] = ckpt["current_model_state"]
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "checkpoints" / "last.ckpt") as tmp:
+        torch.save(raw, tmp)
+    shutil.copy2(fold / "shift_last_raw.npz", out / "shift.npz")
+
+
 def row(rep: dict) -> dict:
     bands = {b["band"]: (b["mae"], b["bias"]) for b in rep["plain"]["bands"]}
     return {"plain_aop": rep["plain"]["aop_mae"], "plain_mre": rep["plain"]["mre"],
@@ -67,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_ema_blocks")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "cv" / "ema_pair.json")
+    ap.add_argument("--raw-cv", type=Path, default=None, help="also write the raw arm as a CV folder here")
     a = ap.parse_args()
     folds = sorted(p for p in a.cv.glob("fold*") if (p / "fold.json").is_file())
     if not folds:
@@ -76,6 +97,8 @@ def main() -> None:
     records = load_records(cfg)
     for fold in folds:
         evaluate_fold(fold, cfg, records)
+        if a.raw_cv:
+            write_raw_fold(fold, a.raw_cv / fold.name)
     ks = [int(f.name[4:]) for f in folds]
     out = {"cv": str(a.cv.relative_to(REPO) if a.cv.is_relative_to(REPO) else a.cv), "decay": cfg.train.ema,
            "folds": ks, "pooled": {}, "per_fold": {}}  # fmt: skip
