@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from partus.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, app
 from partus.io import read_label_map, read_predictions_csv
-from partus.predict import load_model
+from partus.predict import Predictor, load_model
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "partus" / "samples" / "psfhs"
 runner = CliRunner()
@@ -207,16 +207,19 @@ def test_measure_table_shows_a_mirrored_display(tmp_path):
     args = ["measure", img, SAMPLES / "images" / "03744.png", "--out", tmp_path, "--orientation", "mirrored"]
     res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}, catch_exceptions=False)
     assert res.exit_code == EXIT_OK, res.output
-    header = next(ln for ln in res.stdout.splitlines() if "PS1 x, y" in ln)
     rows = [ln for ln in res.stdout.splitlines() if ".png" in ln and not ln.startswith("(")]  # not the reasons
-    assert "display" in header and len(rows) == 2 and all("mirrored" in r for r in rows)
+    notes = [ln for ln in res.stdout.splitlines() if ln.startswith("(")]
+    assert len(rows) == 2  # each row says the scan was taken as mirrored, in its status or its reason below
+    assert all(r.rstrip().endswith("ok, mirrored") or "not measurable" in r for r in rows)
+    assert len(notes) == sum("not measurable" in r for r in rows)
+    assert all(n.endswith("(taken as a mirrored display)") for n in notes)
     res = _run("measure", img, "--out", tmp_path, "--orientation", "standard", "--json")
     assert res.exit_code == EXIT_OK, res.output
     [d] = json.loads(res.stdout)
     assert d["orientation"]["display"] == "standard"  # extras are merged into the JSON record
     res = _run("measure", img, "--out", tmp_path, "--orientation", "standard")
     assert res.exit_code == EXIT_OK and "PS1 x, y" in res.stdout
-    assert "display" not in res.stdout  # the column only when a scan was taken as mirrored
+    assert "mirrored" not in res.stdout  # said only of a scan taken as mirrored
 
 
 def test_measure_table_gives_each_flagged_scan_its_reason_below(tmp_path):
@@ -227,7 +230,9 @@ def test_measure_table_gives_each_flagged_scan_its_reason_below(tmp_path):
     assert res.exit_code == EXIT_OK, res.output
     row = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("blank.png"))
     assert row.rstrip().endswith("not measurable (1)")  # one line, nothing cut, at 80 columns
-    assert max(map(len, res.stdout.splitlines())) <= 80
-    assert any(ln.strip().startswith("03744.png") and ln.rstrip().endswith(" ok") for ln in res.stdout.splitlines())
+    m = Predictor().measure(SAMPLES / "images" / "03744.png")  # its row, every cell whole
+    (x1, y1), (x2, y2), (x3, y3) = m.landmarks.to_array()
+    want = f"03744.png  {x1:.0f}, {y1:.0f}  {x2:.0f}, {y2:.0f}  {x3:.0f}, {y3:.0f}  {m.aop:.1f}  {m.hsd:.1f} px  ok"
+    assert [" ".join(ln.split()) for ln in res.stdout.splitlines() if "03744.png" in ln] == [" ".join(want.split())]
     note = next(ln for ln in res.stdout.splitlines() if ln.startswith("(1) "))
     assert note.startswith("(1) blank.png: ") and "blank" in note[len("(1) blank.png: ") :]

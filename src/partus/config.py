@@ -120,7 +120,8 @@ class LossConfig(_Strict):
     #: this power; 0 = plain sum, 1 = every task normalised to ~1; see :class:`partus.losses.DynamicLossScaler`).
     dynamic_alpha: float = 0.5
     #: ``multitask_net``: weight of an extra task, the absolute AoP error (degrees) of the DSNT head's
-    #: coordinates (:func:`partus.losses.aop_loss`), scaled with the others; 0 = off.
+    #: coordinates (:func:`partus.losses.aop_loss`); 0 = off. The dynamic scaling divides it by its running
+    #: mean to ``dynamic_alpha``, so the weight acts as ``w ** (1 - dynamic_alpha)`` (its square root at 0.5).
     aop_weight: float = Field(default=0.0, ge=0.0)
 
 

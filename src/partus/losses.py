@@ -44,20 +44,27 @@ def dsnt_loss(
     return (euclid + reg_weight * div).mean(dim=1)
 
 
-def aop_loss(pred_xy: torch.Tensor, target_xy: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def aop_loss(
+    pred_xy: torch.Tensor, target_xy: torch.Tensor, *, eps: float = 1e-6, min_len: float = 1.0
+) -> torch.Tensor:
     """Per-sample ``|AoP(pred) - AoP(target)|`` in degrees; points ``(N, 3, 2)`` in (PS1, PS2, FH1) order.
 
     The AoP is the angle at PS1 between ``PS2 - PS1`` and ``FH1 - PS1`` (``atan2(|cross|, dot)``, as
     :func:`partus.geometry.angle_of_progression`); ``|cross|`` is smoothed by ``eps`` so the gradient stays
     finite at 0 and 180 degrees. Any common scale and offset of the coordinates (the heatmap grid) leaves it
-    unchanged."""
+    unchanged. The angle's gradient grows as 1 / length, so a sample whose predicted ``PS2 - PS1`` or
+    ``FH1 - PS1`` is shorter than ``min_len`` (e.g. an untrained head, all points near the grid centre)
+    contributes 0 (its coordinates are taught by the other losses first)."""
 
-    def angle(p: torch.Tensor) -> torch.Tensor:
+    def angle(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
         cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-        return torch.rad2deg(torch.atan2(torch.sqrt(cross * cross + eps), (u * v).sum(dim=-1)))
+        short = torch.minimum(torch.linalg.vector_norm(u, dim=-1), torch.linalg.vector_norm(v, dim=-1))
+        return torch.rad2deg(torch.atan2(torch.sqrt(cross * cross + eps), (u * v).sum(dim=-1))), short
 
-    return (angle(pred_xy) - angle(target_xy)).abs()
+    pred, short = angle(pred_xy)
+    err = (pred - angle(target_xy)[0]).abs()
+    return torch.where(short.detach() >= min_len, err, torch.zeros_like(err))
 
 
 def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:

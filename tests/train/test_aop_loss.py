@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from partus.config import load_config
 from partus.geometry import angle_of_progression
 from partus.losses import aop_loss
-from partus.models.dsnt import dsnt, spatial_softmax
 from partus.train.module import LandmarkModule
 
 coord = st.floats(-200, 200, allow_nan=False)
@@ -40,6 +39,18 @@ def test_aop_loss_ignores_the_grid_scale_and_offset_and_has_finite_gradients():
     assert torch.isfinite(straight.grad).all()
 
 
+def test_a_collapsed_prediction_adds_nothing_until_its_points_separate():
+    gt = torch.tensor([[[10.0, 20.0], [40.0, 25.0], [5.0, 60.0]]]).repeat(2, 1, 1)
+    pred = gt.clone()
+    pred[0] = torch.tensor([[16.0, 16.0], [16.3, 16.2], [15.8, 16.4]])  # an untrained head: all near the centre
+    pred[1, 2] += torch.tensor([6.0, -3.0])
+    pred.requires_grad_(True)
+    loss = aop_loss(pred, gt)
+    assert loss[0].item() == 0.0 and loss[1].item() > 1.0
+    loss.sum().backward()
+    assert torch.equal(pred.grad[0], torch.zeros(3, 2)) and pred.grad[1].abs().sum() > 0
+
+
 def _module(aop_weight: float) -> LandmarkModule:
     cfg = load_config(None, [
         "data.source=phantoms", "data.input_size=64", "model.name=multitask_net", "model.kwargs={features: 8}",
@@ -60,15 +71,25 @@ def test_aop_task_joins_the_dynamic_scaler_only_when_weighted():
         "heatmaps": torch.rand(n, 3, size // module.model.output_stride, size // module.model.output_stride),
         "points": torch.tensor([[[10.0, 20.0], [40.0, 25.0], [30.0, 50.0]]]).repeat(n, 1, 1),
         "mirrored": torch.tensor([0.0, 0.0, 1.0, 0.0]),
+        "orig_size": torch.tensor([[300, 600]] * n),  # (H, W) of a wide scan, squeezed into the square input
     }
     module.train()
     out = module(batch["image"])
+    assert torch.isfinite(module._multitask_loss(out, batch))
+    assert module.scaler.running[4] == 0  # untrained: the DSNT points sit together, the AoP task waits
+    # DSNT logits peaked at chosen grid points: the AoP task now measures them, x stretched back to the
+    # scan's 2:1 aspect ratio (the angles of the scan, not of the squeezed input).
+    s = module.model.output_stride
+    chosen = np.array([[20, 10], [12, 30], [40, 45]])
+    logits = torch.zeros_like(out["dsnt"])
+    for k, (x, y) in enumerate(chosen):
+        logits[:, k, y, x] = 60.0
+    out = {**out, "dsnt": logits.requires_grad_(True)}
     loss = module._multitask_loss(out, batch)
     loss.backward()
-    assert torch.isfinite(loss)
-    # The scaler's first update is the task's loss: 0.5 x the mean AoP error of the three usual-display scans.
-    s = module.model.output_stride
-    pred = dsnt(spatial_softmax(out["dsnt"].detach()))
-    want = 0.5 * aop_loss(pred, (batch["points"] + 0.5) / s - 0.5)[[0, 1, 3]].mean()
-    running = dict(zip(module.scaler.tasks, module.scaler.running.tolist(), strict=True))
-    assert running["aop"] == pytest.approx(want.item(), rel=1e-5)
+    assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
+    target = ((batch["points"][0] + 0.5) / s - 0.5).numpy()
+    want = 0.5 * abs(angle_of_progression(*(chosen * [2.0, 1.0])) - angle_of_progression(*(target * [2.0, 1.0])))
+    assert want > 1.0
+    # A task seen for the first time starts at its loss (the three usual-display scans are alike).
+    assert module.scaler.running[4].item() == pytest.approx(want, rel=1e-3)

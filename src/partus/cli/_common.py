@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 out = Console()
 err = Console(stderr=True)
@@ -90,21 +91,26 @@ def _print_measurements(records, as_json: bool) -> None:
         return
     table = Table(title=f"{len(records)} measurement(s)", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False,
                   collapse_padding=True)  # fmt: skip
-    mirrored = [_mirrored_display(m) for _, m in records]
-    cols = ("file", "PS1 x, y", "PS2 x, y", "FH1 x, y", "AoP °", "HSD") + ("display",) * any(mirrored) + ("status",)
-    for col in cols:
-        right = col in ("AoP °", "HSD")
-        table.add_column(col, justify="right" if right else "left", no_wrap=col != "file", min_width=len(col),
-                         overflow="fold")  # a long file name folds; the other cells keep one line  # fmt: skip
-    reasons = []  # printed under the table, where a long reason does not squeeze the columns
-    for (p, m), mirror in zip(records, mirrored, strict=True):
+    reasons, rows = [], []  # reasons are printed under the table, where a long one does not squeeze the columns
+    for p, m in records:
         # Whole pixels keep the table within 80 columns; the CSV and JSON outputs carry full precision.
         pts = ["-"] * 3 if m.landmarks is None else [f"{x:.0f}, {y:.0f}" for x, y in m.landmarks.to_array()]
-        if not m.ok:
-            reasons.append(f"({len(reasons) + 1}) {escape(p.name)}: {escape(m.reason or 'no reason given')}")
-        status = "ok" if m.ok else f"[yellow]not measurable[/yellow] ({len(reasons)})"
-        display = ("[cyan]mirrored[/cyan]" if mirror else "standard",) * any(mirrored)  # only when one is mirrored
-        table.add_row(escape(p.name), *pts, _fmt(m.aop, 1), f"{_fmt(m.hsd, 1)} {m.hsd_unit}", *display, status)
+        mirrored = _mirrored_display(m)
+        if m.ok:
+            status = "ok, [cyan]mirrored[/cyan]" if mirrored else "ok"
+        else:
+            why = (m.reason or "no reason given") + (" (taken as a mirrored display)" if mirrored else "")
+            reasons.append(f"({len(reasons) + 1}) {escape(p.name)}: {escape(why)}")
+            status = f"[yellow]not measurable[/yellow] ({len(reasons)})"
+        rows.append((escape(p.name), *pts, _fmt(m.aop, 1), f"{_fmt(m.hsd, 1)} {m.hsd_unit}", status))
+    for i, col in enumerate(("file", "PS1 x, y", "PS2 x, y", "FH1 x, y", "AoP °", "HSD", "status")):
+        # Only the file name may fold onto more lines; every other cell is kept whole on one line.
+        widest = max([len(col), *(len(Text.from_markup(r[i]).plain) for r in rows)])
+        table.add_column(col, justify="right" if col in ("AoP °", "HSD") else "left", no_wrap=col != "file",
+                         overflow="fold" if col == "file" else "ellipsis",
+                         min_width=len(col) if col == "file" else widest)  # fmt: skip
+    for r in rows:
+        table.add_row(*r)
     out.print(table)
     for line in reasons:
         out.print(line)

@@ -21,7 +21,7 @@ from .fit import FitResult, fit, load_records, split
 from .inference import predict, predict_oriented
 from .module import LandmarkModule
 
-__all__ = ["cross_validate"]
+__all__ = ["cross_validate", "save_shift", "shift_evaluation"]
 
 
 def cross_validate(

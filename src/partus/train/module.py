@@ -68,8 +68,10 @@ class LandmarkModule(L.LightningModule):
             if dense else None,
             "cls": torch.nn.functional.binary_cross_entropy_with_logits(out["cls"][:, col], mirrored),
         }  # fmt: skip
-        if self.cfg.loss.aop_weight > 0:
-            aop = aop_loss(dsnt(spatial_softmax(out["dsnt"])), self._dense_target(batch))
+        if self.cfg.loss.aop_weight > 0:  # on the heatmap grid, stretched back to the scan's aspect ratio
+            aspect = batch["orig_size"].flip(-1).to(out["dsnt"].dtype)[:, None, :] / batch["orig_size"].amax()
+            pred, target = dsnt(spatial_softmax(out["dsnt"])), self._dense_target(batch)
+            aop = aop_loss(pred * aspect, target * aspect)
             losses["aop"] = self.cfg.loss.aop_weight * reduce(aop, w) if dense else None
         if self.training:
             self.log_dict({f"loss_{k}": v.detach() for k, v in losses.items() if v is not None}, on_step=False,
