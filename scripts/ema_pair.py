@@ -9,6 +9,8 @@ run-to-run noise that separates two trainings (about as large as the effects bei
     python scripts/sweep.py --only mt_ema_blocks --parallel 1 --set train.threads=2   # the CV (~65 min)
     python scripts/ema_pair.py --cv runs/sweep/mt_ema_blocks [--out benchmarks/cv/ema_pair.json]
 
+Both arms use the *last* checkpoint, as the shipped model is the last epoch of its run; the CV's own
+``shift.npz`` and summary use ``best.ckpt`` (chosen on the held-out block), so they differ from these.
 Each fold's evaluations are cached beside its checkpoint (``shift_last_ema.npz``, ``shift_last_raw.npz``).
 ``--raw-cv DIR`` also writes the raw arm as a CV folder of its own (``DIR/foldK/checkpoints/last.ckpt``), so
 that both arms can go through the shipped ONNX path with the verdict and HSD:

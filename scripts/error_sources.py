@@ -5,6 +5,11 @@
 The AoP is recomputed with one landmark group predicted and the others annotated: the symphysis endpoints
 (PS1 + PS2, i.e. the axis), PS1 alone, PS2 alone, FH1 alone. Also the symphysis axis's direction error
 (degrees, signed: positive = the predicted axis is turned towards larger angles in image coordinates).
+
+    python scripts/error_sources.py --mask-axis [--data ../shared/data/psfhs-dev]
+        # could the PS mask's principal axis replace the endpoints? Its angle to the *annotated* axis.
+    python scripts/error_sources.py --hsd runs/sweep/mt_nofan_blocks runs/sweep/mt_strong_blocks
+        # HSD error of two CVs through the shipped ONNX path (their ship_rows.pkl), on the scans both measure
 """
 
 from __future__ import annotations
@@ -20,11 +25,57 @@ REPO = Path(__file__).resolve().parents[1]
 BANDS = ((0, 90), (90, 110), (110, 130), (130, 181), (0, 181))
 
 
+def mask_axis(data: Path) -> None:
+    """Angle between the annotated PS mask's principal axis and the annotated PS1 -> PS2 direction."""
+    from partus.conventions import PS
+    from partus.data.records import load_psfhs
+
+    turns, elong, aop_err = [], [], []
+    for r in load_psfhs(data):
+        ys, xs = np.nonzero(r.mask == PS)
+        pts = np.stack([xs, ys], 1).astype(float)
+        w, v = np.linalg.eigh(np.cov(pts.T))
+        u = r.points[1] - r.points[0]
+        d = v[:, -1] if v[:, -1] @ u >= 0 else -v[:, -1]
+        turns.append((np.degrees(np.arctan2(d[1], d[0]) - np.arctan2(u[1], u[0])) + 180) % 360 - 180)
+        elong.append(np.sqrt(w[-1] / w[0]))
+        ps2 = r.points[0] + d * np.linalg.norm(u)  # the axis turned onto the mask's, same vertex and length
+        aop_err.append(aop(r.points[0], ps2, r.points[2]) - aop(*r.points))
+    t = np.abs(turns)
+    print(f"{len(t)} annotated scans: the PS mask's principal axis is {t.mean():.2f}° (median {np.median(t):.2f}, "
+          f"90th percentile {np.percentile(t, 90):.2f}) from the annotated axis; length/width "
+          f"{np.median(elong):.2f} (median); AoP with that axis: MAE {np.abs(aop_err).mean():.2f}°")  # fmt: skip
+
+
+def hsd(cvs: list[Path]) -> None:
+    """HSD error (px) of CV folders through the shipped path, on the scans every one of them measures."""
+    import pickle
+
+    errs = []
+    for cv in cvs:
+        rows = [r for f in sorted(cv.glob("fold*/ship_rows.pkl")) for r in pickle.loads(f.read_bytes())["rows"]]
+        errs.append({r["name"]: (r["hsd"] - r["gt_hsd"], r["fold"]) for r in rows
+                     if r["variant"] == "plain" and np.isfinite(r["hsd"])})  # fmt: skip
+    common = sorted(set.intersection(*(set(e) for e in errs)))
+    for cv, e in zip(cvs, errs, strict=True):
+        d = np.array([e[n][0] for n in common])
+        k = np.array([e[n][1] for n in common])
+        print(f"{cv.name:28s} {len(common)} scans: HSD MAE {np.abs(d).mean():.2f} px (bias {d.mean():+.2f}); "
+              f"blocks 0-3 {np.abs(d[k != 4]).mean():.2f}, block 4 {np.abs(d[k == 4]).mean():.2f}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_strong_blocks")
     ap.add_argument("--file", default="shift.npz", help="per-fold evaluation file (e.g. shift_last_ema.npz)")
+    ap.add_argument("--mask-axis", action="store_true", help="annotated mask axis vs annotated endpoints")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "psfhs-dev")
+    ap.add_argument("--hsd", type=Path, nargs="+", default=None, help="CV folders with ship_rows.pkl")
     a = ap.parse_args()
+    if a.mask_axis:
+        return mask_axis(a.data)
+    if a.hsd:
+        return hsd(a.hsd)
     files = sorted(a.cv.glob(f"fold*/{a.file}"))
     if not files:
         raise SystemExit(f"no fold*/{a.file} in {a.cv}")
