@@ -208,6 +208,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=Path, default=REPO / "runs")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "ACCURACY.md")
+    ap.add_argument("--force", action="store_true", help="overwrite sections this script does not write")
     args = ap.parse_args()
     from partus.io import atomic_write
 
@@ -257,7 +258,14 @@ def main() -> None:
     lines += _imagenet_section(args.runs, kept)
     if pending:
         lines += ["", "## Not run yet", "", *pending]
-    atomic_write(args.out, "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    ours = {ln for ln in text.splitlines() if ln.startswith("#")}
+    theirs = [ln for ln in (args.out.read_text().splitlines() if args.out.is_file() else []) if ln.startswith("#")]
+    lost = [ln for ln in theirs if ln not in ours]
+    if lost and not args.force:  # later sections of ACCURACY.md were written by hand, beside their scripts
+        raise SystemExit(f"{args.out} has sections this script does not write (they would be lost): "
+                         f"{'; '.join(lost)}. Write elsewhere with --out, or --force.")  # fmt: skip
+    atomic_write(args.out, text)
     print(args.out.read_text())
 
 
