@@ -41,10 +41,10 @@ from partus.train.module import LandmarkModule  # noqa: E402
 ARMS = {"ema": "state_dict", "raw": "current_model_state"}
 
 
-def evaluate_fold(fold: Path, cfg: Config, records) -> None:
-    """Both networks of ``fold``'s last checkpoint, each through the shift-aware evaluation (cached)."""
+def evaluate_fold(fold: Path, cfg: Config, records, arms=tuple(ARMS)) -> None:
+    """``arms`` of ``fold``'s last checkpoint, each through the shift-aware evaluation (cached)."""
     last = fold / "checkpoints" / "last.ckpt"
-    todo = [a for a in ARMS if not (fold / f"shift_last_{a}.npz").is_file()
+    todo = [a for a in arms if not (fold / f"shift_last_{a}.npz").is_file()
             or (fold / f"shift_last_{a}.npz").stat().st_mtime < last.stat().st_mtime]  # fmt: skip
     if not todo:
         return
@@ -90,21 +90,24 @@ def main() -> None:
     ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_ema_blocks")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "cv" / "ema_pair.json")
     ap.add_argument("--raw-cv", type=Path, default=None, help="also write the raw arm as a CV folder here")
+    ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="evaluate only these")
+    ap.add_argument("--folds", type=int, nargs="+", default=None, help="only these finished folds")
     a = ap.parse_args()
     folds = sorted(p for p in a.cv.glob("fold*") if (p / "fold.json").is_file())
+    folds = [f for f in folds if a.folds is None or int(f.name[4:]) in a.folds]
     if not folds:
         raise SystemExit(f"no finished fold in {a.cv}")
     stored = json.loads((folds[0] / "fold.json").read_text())["config"]
     cfg = Config.model_validate({**stored, "base_dir": str(REPO / "configs")})  # relative roots: from configs/
     records = load_records(cfg)
     for fold in folds:
-        evaluate_fold(fold, cfg, records)
+        evaluate_fold(fold, cfg, records, a.arms)
         if a.raw_cv:
             write_raw_fold(fold, a.raw_cv / fold.name)
     ks = [int(f.name[4:]) for f in folds]
     out = {"cv": str(a.cv.relative_to(REPO) if a.cv.is_relative_to(REPO) else a.cv), "decay": cfg.train.ema,
            "folds": ks, "pooled": {}, "per_fold": {}}  # fmt: skip
-    for arm in ARMS:
+    for arm in a.arms:
         out["pooled"][arm] = row(pool_job(a.cv, ks, f"shift_last_{arm}.npz"))
         out["per_fold"][arm] = [row(pool_job(a.cv, [k], f"shift_last_{arm}.npz"))["plain_aop"] for k in ks]
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ PLAN: dict[str, tuple[str, str, list[str]]] = {
 
 
 def run_job(
-    name: str, out: Path, data: str | None, encoder: str | None, sets_extra: list[str], with_onnx: bool = True
+    name: str, out: Path, data: str | None, encoder: str | None, sets_extra: list[str], train_only: bool = False
 ) -> None:
     """One plan entry, in this process."""
     from partus.config import load_config
@@ -79,7 +79,8 @@ def run_job(
         records = load_records(cfg)
         index = {r.name: i for i, r in enumerate(records)}
         res = _fold(cfg, job / f"fold{k}", k, records, devices=1, progress=False)
-        _fold_shift(res, job / f"fold{k}", [index[r.name] for r in res.val_records], cfg)
+        if not train_only:  # else judged later, e.g. by scripts/ema_pair.py on the last checkpoint
+            _fold_shift(res, job / f"fold{k}", [index[r.name] for r in res.val_records], cfg)
         return
     summary = cross_validate(cfg, job, progress=False)
     (job / "done.json").write_text(json.dumps(summary, default=str))
@@ -95,6 +96,7 @@ def main() -> None:
     ap.add_argument("--encoder", default=None, help="torchvision MobileNetV2 .pth instead of the weights package")
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every job (key=value)")
     ap.add_argument("--no-onnx", action="store_true", help=argparse.SUPPRESS)  # accepted for old commands
+    ap.add_argument("--train-only", action="store_true", help="NAME@K jobs: train the fold, skip its shift evaluation")
     ap.add_argument("--job", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
@@ -104,12 +106,12 @@ def main() -> None:
         return
     a.out.mkdir(parents=True, exist_ok=True)
     if a.job:
-        run_job(a.job, a.out, a.data, a.encoder, a.set)
+        run_job(a.job, a.out, a.data, a.encoder, a.set, a.train_only)
         return
     names = [n for n in PLAN if a.only is None] if a.only is None else list(a.only)
     start, running, pending = time.time(), {}, list(names)
     extra = [*(["--data", a.data] if a.data else []), *(["--encoder", a.encoder] if a.encoder else []),
-             *(["--set", *a.set] if a.set else [])]  # fmt: skip
+             *(["--set", *a.set] if a.set else []), *(["--train-only"] if a.train_only else [])]  # fmt: skip
     while (pending or running) and time.time() - start < a.deadline:
         while pending and len(running) < a.parallel:
             n = pending.pop(0)
