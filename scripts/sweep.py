@@ -43,7 +43,7 @@ PLAN: dict[str, tuple[str, str, list[str]]] = {
     "mt_e60_blocks": ("cv", MT, ["train.epochs=60"]),  # longer schedule (the CPU budget allows ~6x)
     "mt_e60_ema_blocks": ("cv", MT, ["train.epochs=60", "train.ema=0.998"]),  # + weight EMA (~7 epochs)
     "mt_ema_blocks": ("cv", MT, ["train.ema=0.998"]),  # weight EMA at the shipped length
-    "mt_ema_aop_blocks": ("cv", MT, ["train.ema=0.998", "loss.aop_weight=1"]),  # + AoP loss on the DSNT head
+    "mt_ema_aop_blocks": ("cv", MT, ["train.ema=0.998", "loss.aop_weight=0.25"]),  # + AoP loss on the DSNT head
     "transunet_seg_blocks": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks"]),  # paper 1, issue 10
     "transunet_seg_blocks_s1": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks", "train.seed=1"]),
     "transunet_seg_blocks_s2": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks", "train.seed=2"]),

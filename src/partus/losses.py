@@ -45,7 +45,7 @@ def dsnt_loss(
 
 
 def aop_loss(
-    pred_xy: torch.Tensor, target_xy: torch.Tensor, *, eps: float = 1e-6, min_len: float = 1.0
+    pred_xy: torch.Tensor, target_xy: torch.Tensor, *, eps: float = 1e-6, min_len: float = 1.0, min_frac: float = 0.5
 ) -> torch.Tensor:
     """Per-sample ``|AoP(pred) - AoP(target)|`` in degrees; points ``(N, 3, 2)`` in (PS1, PS2, FH1) order.
 
@@ -53,18 +53,22 @@ def aop_loss(
     :func:`partus.geometry.angle_of_progression`); ``|cross|`` is smoothed by ``eps`` so the gradient stays
     finite at 0 and 180 degrees. Any common scale and offset of the coordinates (the heatmap grid) leaves it
     unchanged. The angle's gradient grows as 1 / length, so a sample whose predicted ``PS2 - PS1`` or
-    ``FH1 - PS1`` is shorter than ``min_len`` (e.g. an untrained head, all points near the grid centre)
-    contributes 0 (its coordinates are taught by the other losses first)."""
+    ``FH1 - PS1`` is shorter than ``min_len`` or than ``min_frac`` of the target's (e.g. a head early in
+    training, its points still near each other) contributes 0: its coordinates are taught by the other
+    losses first, and the angle only refines points already in place. Without that gate the first epochs'
+    1 / length gradients swamp the shared encoder (a blocks fold with ``aop_weight: 1``: DSNT loss 29
+    against 4.6 after 14 epochs, segmentation loss 0.92 against 0.31)."""
 
     def angle(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
         cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-        short = torch.minimum(torch.linalg.vector_norm(u, dim=-1), torch.linalg.vector_norm(v, dim=-1))
-        return torch.rad2deg(torch.atan2(torch.sqrt(cross * cross + eps), (u * v).sum(dim=-1))), short
+        lengths = torch.stack([torch.linalg.vector_norm(u, dim=-1), torch.linalg.vector_norm(v, dim=-1)], -1)
+        return torch.rad2deg(torch.atan2(torch.sqrt(cross * cross + eps), (u * v).sum(dim=-1))), lengths
 
-    pred, short = angle(pred_xy)
-    err = (pred - angle(target_xy)[0]).abs()
-    return torch.where(short.detach() >= min_len, err, torch.zeros_like(err))
+    (pred, len_p), (target, len_t) = angle(pred_xy), angle(target_xy)
+    ok = ((len_p >= min_len) & (len_p >= min_frac * len_t)).all(dim=-1).detach()
+    err = (pred - target).abs()
+    return torch.where(ok, err, torch.zeros_like(err))
 
 
 def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:

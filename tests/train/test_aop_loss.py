@@ -24,7 +24,7 @@ def test_aop_loss_is_the_absolute_aop_difference_of_the_geometry_module(xs):
         if min(np.linalg.norm(p[0, 1] - p[0, 0]), np.linalg.norm(p[0, 2] - p[0, 0])) < 1.0:
             return
     want = abs(angle_of_progression(*a[0]) - angle_of_progression(*b[0]))
-    got = aop_loss(torch.tensor(a), torch.tensor(b), eps=0.0)
+    got = aop_loss(torch.tensor(a), torch.tensor(b), eps=0.0, min_len=0.0, min_frac=0.0)  # no gate
     assert got.shape == (1,) and got.item() == pytest.approx(want, abs=1e-6)
 
 
@@ -49,6 +49,10 @@ def test_a_collapsed_prediction_adds_nothing_until_its_points_separate():
     assert loss[0].item() == 0.0 and loss[1].item() > 1.0
     loss.sum().backward()
     assert torch.equal(pred.grad[0], torch.zeros(3, 2)) and pred.grad[1].abs().sum() > 0
+    # Points apart but the axis under half the annotated one (30 px): still left to the other losses.
+    half = gt[:1].clone()
+    half[0, 1] = half[0, 0] + (gt[0, 1] - gt[0, 0]) * 0.4 + torch.tensor([0.0, 3.0])  # shorter and turned
+    assert aop_loss(half, gt[:1]).item() == 0.0 and aop_loss(half, gt[:1], min_frac=0.3).item() > 0.0
 
 
 def _module(aop_weight: float) -> LandmarkModule:
@@ -80,7 +84,7 @@ def test_aop_task_joins_the_dynamic_scaler_only_when_weighted():
     # DSNT logits peaked at chosen grid points: the AoP task now measures them, x stretched back to the
     # scan's 2:1 aspect ratio (the angles of the scan, not of the squeezed input).
     s = module.model.output_stride
-    chosen = np.array([[20, 10], [12, 30], [40, 45]])
+    chosen = np.array([[10, 20], [40, 28], [26, 50]])  # near the annotated points, not on them
     logits = torch.zeros_like(out["dsnt"])
     for k, (x, y) in enumerate(chosen):
         logits[:, k, y, x] = 60.0
