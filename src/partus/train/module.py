@@ -54,25 +54,29 @@ class LandmarkModule(L.LightningModule):
         s = self.model.output_stride
         return (batch["points"] + 0.5) / s - 0.5  # input grid -> heatmap grid (pixel edges align)
 
+    def _aop_loss(self, logits: torch.Tensor, target: torch.Tensor, orig_size: torch.Tensor, w) -> torch.Tensor:
+        """The weighted AoP task on the heatmap grid, stretched back to each scan's aspect ratio."""
+        aspect = orig_size.flip(-1).to(logits.dtype)[:, None, :] / orig_size.amax()
+        aop = aop_loss(dsnt(spatial_softmax(logits)) * aspect, target * aspect)
+        return self.cfg.loss.aop_weight * reduce(aop, w)
+
     def _multitask_loss(self, out: dict, batch: dict) -> torch.Tensor:
         """Segmentation + heatmap + DSNT on scans in the usual display, orientation on all; scaled dynamically."""
         mirrored = batch["mirrored"].to(out["cls"].dtype)
         w = (1.0 - mirrored) * (batch["weight"] if "weight" in batch else 1.0)
         dense = bool((w > 0).any())  # a batch of mirrored scans only has no dense-task samples
         col = self.model.cls_names.index("mirrored")
+        target = self._dense_target(batch)
         losses = {
             "seg": reduce(segmentation_loss(out["seg"], batch["mask"]), w) if dense else None,
             "heatmap": reduce(heatmap_mse(out["heatmap"], batch["heatmaps"]), w) if dense else None,
-            "dsnt": reduce(dsnt_loss(out["dsnt"], self._dense_target(batch), sigma=self.cfg.data.sigma,
+            "dsnt": reduce(dsnt_loss(out["dsnt"], target, sigma=self.cfg.data.sigma,
                                      reg=self.cfg.loss.dsnt_reg, reg_weight=self.cfg.loss.dsnt_reg_weight), w)
             if dense else None,
             "cls": torch.nn.functional.binary_cross_entropy_with_logits(out["cls"][:, col], mirrored),
         }  # fmt: skip
-        if self.cfg.loss.aop_weight > 0:  # on the heatmap grid, stretched back to the scan's aspect ratio
-            aspect = batch["orig_size"].flip(-1).to(out["dsnt"].dtype)[:, None, :] / batch["orig_size"].amax()
-            pred, target = dsnt(spatial_softmax(out["dsnt"])), self._dense_target(batch)
-            aop = aop_loss(pred * aspect, target * aspect)
-            losses["aop"] = self.cfg.loss.aop_weight * reduce(aop, w) if dense else None
+        if self.cfg.loss.aop_weight > 0:
+            losses["aop"] = self._aop_loss(out["dsnt"], target, batch["orig_size"], w) if dense else None
         if self.training:
             self.log_dict({f"loss_{k}": v.detach() for k, v in losses.items() if v is not None}, on_step=False,
                           on_epoch=True, batch_size=len(mirrored))  # fmt: skip
