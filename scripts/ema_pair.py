@@ -41,21 +41,13 @@ from partus.train.module import LandmarkModule  # noqa: E402
 ARMS = {"ema": "state_dict", "raw": "current_model_state"}
 
 
-def evaluate_fold(fold: Path, cfg: Config, records, arms=tuple(ARMS)) -> None:
-    """``arms`` of ``fold``'s last checkpoint, each through the shift-aware evaluation (cached)."""
-    last = fold / "checkpoints" / "last.ckpt"
-    todo = [a for a in arms if not (fold / f"shift_last_{a}.npz").is_file()
-            or (fold / f"shift_last_{a}.npz").stat().st_mtime < last.stat().st_mtime]  # fmt: skip
-    if not todo:
-        return
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    if "current_model_state" not in ckpt:
-        raise SystemExit(f"{last} was not trained with train.ema: nothing to pair")
+def evaluate_fold(fold: Path, ckpt: dict, cfg: Config, records, arms) -> None:
+    """``arms`` of ``fold``'s last checkpoint ``ckpt`` (loaded), each through the shift-aware evaluation."""
     k = int(fold.name[4:])
     _, val = split(records, k, cfg.train.folds, cfg.train.seed, cfg.train.split)
     index = {r.name: i for i, r in enumerate(records)}
-    module = LandmarkModule.load_from_checkpoint(last, map_location="cpu")
-    for arm in todo:
+    module = LandmarkModule(ckpt["hyper_parameters"]["config"])
+    for arm in arms:
         module.load_state_dict(ckpt[ARMS[arm]])
         module.eval()
         rep, told = shift_evaluation(module, val, [index[r.name] for r in val], cfg)
@@ -63,13 +55,12 @@ def evaluate_fold(fold: Path, cfg: Config, records, arms=tuple(ARMS)) -> None:
         print(f"{fold.name} {arm}: plain AoP MAE {rep['plain']['aop_mae']:.2f}", flush=True)
 
 
-def write_raw_fold(fold: Path, out: Path) -> None:
+def write_raw_fold(fold: Path, ckpt: dict, out: Path) -> None:
     """``fold``'s raw last-step weights as a fold of a CV folder of their own (checkpoint + shift file)."""
     import shutil
 
     from partus.io import atomic_path
 
-    ckpt = torch.load(fold / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     raw = {k: v for k, v in ckpt.items() if k not in ("current_model_state", "averaging_state", "callbacks")}
     raw["state_dict"] = ckpt["current_model_state"]
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -101,9 +92,17 @@ def main() -> None:
     cfg = Config.model_validate({**stored, "base_dir": str(REPO / "configs")})  # relative roots: from configs/
     records = load_records(cfg)
     for fold in folds:
-        evaluate_fold(fold, cfg, records, a.arms)
+        last = fold / "checkpoints" / "last.ckpt"
+        todo = [arm for arm in a.arms if not (fold / f"shift_last_{arm}.npz").is_file()
+                or (fold / f"shift_last_{arm}.npz").stat().st_mtime < last.stat().st_mtime]  # cached  # fmt: skip
+        if not todo and not a.raw_cv:
+            continue
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)  # once per fold
+        if "current_model_state" not in ckpt:
+            raise SystemExit(f"{last} was not trained with train.ema: nothing to pair")
+        evaluate_fold(fold, ckpt, cfg, records, todo)
         if a.raw_cv:
-            write_raw_fold(fold, a.raw_cv / fold.name)
+            write_raw_fold(fold, ckpt, a.raw_cv / fold.name)
     ks = [int(f.name[4:]) for f in folds]
     out = {"cv": str(a.cv.relative_to(REPO) if a.cv.is_relative_to(REPO) else a.cv), "decay": cfg.train.ema,
            "folds": ks, "pooled": {}, "per_fold": {}}  # fmt: skip
