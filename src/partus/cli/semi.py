@@ -115,16 +115,22 @@ def pseudo_label(
 def adapt(
     inputs: ScansArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the adapted model and its report.")],
-    epochs: Annotated[float, typer.Option(min=0.1, help="Fine-tuning passes over the kept pseudo-labels.")] = 10.0,
+    epochs: Annotated[
+        float, typer.Option(min=0, help="Fine-tuning passes over the kept pseudo-labels (0: no fine-tuning).")
+    ] = 0.0,
     steps: Annotated[int | None, typer.Option(min=1, help="Fine-tuning optimiser steps (instead of --epochs).")] = None,
     pretrain_minutes: Annotated[
         float, typer.Option(min=0, help="MoCo pretraining on the scans first (0: none).")
     ] = 0.0,
+    bn_stats: Annotated[
+        bool, typer.Option(help="Re-estimate the BatchNorm statistics on the scans (AdaBN; no labels used).")
+    ] = True,
     min_kept: Annotated[int, typer.Option(min=1, help="Fewest kept pseudo-labels to go on with.")] = 20,
     frame_step: FrameStepOpt = 5,
 ) -> None:
-    """Adapt the bundled network to a new site from unlabelled scans: pseudo-label them with it, fine-tune,
-    refit its standard-plane head, export OUT/multitask.onnx (use: partus predict --model OUT) and write a
+    """Adapt the bundled network to a new site from unlabelled scans: check them with pseudo-labels,
+    re-estimate its BatchNorm statistics on them (optionally fine-tune on the kept labels: --epochs), refit
+    its standard-plane head, export OUT/multitask.onnx (use: partus predict --model OUT) and write a
     before/after report (OUT/adapt_report.md). Refuses scans too few of which pass the pseudo-label checks."""
     from ..errors import InputError
     from ..train.adapt import AdaptConfig
@@ -133,7 +139,7 @@ def adapt(
     scans = _read_scans(inputs, frame_step)
     try:
         report = run(scans, out_dir, config=AdaptConfig(epochs=epochs, steps=steps, pretrain_minutes=pretrain_minutes,
-                                                        min_kept=min_kept),
+                                                        bn_stats=bn_stats, min_kept=min_kept),
                      step=lambda msg: err.print(f"[bold]>[/bold] {msg}"))  # fmt: skip
     except (InputError, ValueError) as exc:
         raise _usage(str(exc)) from None

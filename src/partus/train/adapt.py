@@ -3,15 +3,19 @@
 1. The shipped model measures every scan ("before") and labels it; :func:`partus.pseudo.pseudo_label`
    keeps the labels that pass its checks. Too few kept (``min_kept`` scans or ``min_kept_share``) ends
    the run with an error naming the commonest rejection: the scans are not intrapartum scans this model
-   can label, and fine-tuning on them would teach it nonsense.
+   can label, and adapting to them would teach it nonsense.
 2. Optionally (``pretrain_minutes`` > 0), MoCo v2 on the scans, starting from the shipped encoder.
-3. The shipped network is fine-tuned on the kept labels (``steps`` optimiser steps, its training
-   augmentation, orientation head included), starting from its trainable weights
+3. Optionally (``epochs`` > 0; off by default: on simulated sites it made the network worse on the
+   site's other scans), the shipped network is fine-tuned on the kept labels (``steps`` optimiser
+   steps, its training augmentation, orientation head included), starting from its trainable weights
    (``weights/multitask.pt``, the checkpoint the bundled ONNX was exported from).
-4. Its standard-plane head is refitted on the adapted network (positives: the kept scans plain, mirrored
+4. Every BatchNorm layer's running statistics are re-estimated on all the site's scans (``bn_stats``,
+   AdaBN: Li et al. 2016), the weights unchanged: the layers normalise the site's images as they did the
+   training scans. No label is used; on simulated sites this is what helps (``benchmarks/ACCURACY.md``).
+5. Its standard-plane head is refitted on the adapted network (positives: the kept scans plain, mirrored
    and shifted; negatives: the weak non-standard families made from them), then it is exported to
    ``DIR/multitask.onnx`` with the parity check.
-5. The adapted model measures every scan again ("after"); ``DIR/adapt_report.json``, ``.md`` and ``.png``
+6. The adapted model measures every scan again ("after"); ``DIR/adapt_report.json``, ``.md`` and ``.png``
    compare the two: share measured (not flagged), confidences, head agreement, AoP per scan and its
    distribution.
 """
@@ -23,13 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import lightning
 import numpy as np
 import torch
 
 from ..data.unlabelled import Scan
 from ..errors import InputError
 
-__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "save_encoder", "save_trainable"]
+__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "recalibrate_bn", "save_encoder", "save_trainable"]
 
 #: The shipped network's trainable weights (fp16 state dict + its training config).
 TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
@@ -37,14 +42,16 @@ TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
 
 @dataclass
 class AdaptConfig:
-    """``epochs`` passes over the kept pseudo-labels (``steps``, when given, overrides them)."""
+    """``epochs`` passes over the kept pseudo-labels (``steps``, when given, overrides them; 0: no
+    fine-tuning, the default); ``bn_stats``: re-estimate the BatchNorm statistics on the site's scans."""
 
-    epochs: float = 10.0
+    epochs: float = 0.0
     steps: int | None = None
     lr: float = 5e-4
     batch_size: int = 8
     weight: float = 1.0  # pseudo-labels are the only labels here
     pretrain_minutes: float = 0.0
+    bn_stats: bool = True
     min_kept: int = 20
     min_kept_share: float = 0.2
     seed: int = 0
@@ -125,6 +132,8 @@ def adapt(
     from ..predict import Predictor
     from ..pseudo import pseudo_label, write_pseudo_labels
     from .fit import fit
+    from .module import LandmarkModule
+    from .plane import save_with_plane_head as save_checkpoint
     from .semi import pseudo_records
 
     cfg_a = config or AdaptConfig()
@@ -147,24 +156,36 @@ def adapt(
                          f"transperineal scans? See {out / 'pseudo' / 'pseudo_labels.csv'}")  # fmt: skip
     before = [p.measurement for p in labels]  # the labelling pass measured every scan
     cfg_dict, state = load_trainable(base)
-    steps = cfg_a.steps or max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size))
+    steps = cfg_a.steps or (max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size)) if cfg_a.epochs > 0 else 0)
     tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
-                                  "batch_size": cfg_a.batch_size, "seed": cfg_a.seed, "error_weighted": {"rounds": 0}},
+                                  "batch_size": cfg_a.batch_size, "seed": cfg_a.seed, "error_weighted": {"rounds": 0},
+                                  "ema": 0.0},  # an average over ~500 steps would hardly leave the start
             "semi": {}}  # fmt: skip
     tree["model"] = {**tree["model"], "encoder_weights": None}
     cfg = Config(**tree)
     if cfg_a.pretrain_minutes > 0:
         state = _pretrained(scans, state, out, cfg_a, say)
     records = pseudo_records(labels, cfg_a.weight)
-    say(f"fine-tuning on {len(records)} pseudo-labelled scans ({steps} steps)")
-    res = fit(cfg, out / "finetune", records=records, init=state, progress=True, resume=False)
-    ckpt = res.checkpoint
-    if res.module.model.plane_head is not None:
+    if steps > 0:
+        say(f"fine-tuning on {len(records)} pseudo-labelled scans ({steps} steps)")
+        res = fit(cfg, out / "finetune", records=records, init=state, progress=True, resume=False)
+        module, ckpt = res.module, torch.load(res.checkpoint, map_location="cpu", weights_only=False)
+    else:
+        module = LandmarkModule(cfg.model_dump(mode="json"))
+        module.model.load_state_dict(state)
+        ckpt = {"hyper_parameters": dict(module.hparams), "pytorch-lightning_version": lightning.__version__}
+    if cfg_a.bn_stats:
+        say(f"re-estimating the BatchNorm statistics on the {len(scans)} scans")
+        recalibrate_bn(module.model, [s.image for s in scans], int(cfg.data.input_size))
+    ckpt["state_dict"] = module.state_dict()
+    head = None
+    if module.model.plane_head is not None:
         say("refitting the standard-plane head")
-        ckpt = _refit_plane(res, records, out)
+        head = _refit_plane(module.model, records, int(cfg.data.input_size))
+    ckpt_path = save_checkpoint(ckpt, head, out / "adapted.ckpt")
     say("exporting")
     model_path = out / "multitask.onnx"
-    export_onnx(ckpt, model_path)
+    export_onnx(ckpt_path, model_path)
     say("measuring every scan with the adapted model")
     after = [p.measurement for p in Predictor(model_path).predict([s.image for s in scans])]
     _plot(out / "adapt_report.png", before, after)
@@ -189,16 +210,41 @@ def _pretrained(scans, state: dict, out: Path, cfg_a: AdaptConfig, say) -> dict:
     return {**state, **{f"encoder.{k}": v for k, v in new.items()}}
 
 
-def _refit_plane(res, records, out: Path) -> Path:
-    """The fine-tuned checkpoint with its plane head refitted on the adapted network."""
-    from .plane import fit_plane_head, plane_inputs, plane_set, save_with_plane_head
+def _refit_plane(model, records, input_size: int):
+    """The plane head refitted on the adapted network (positives: the kept scans; negatives: the weak
+    non-standard families made from them)."""
+    from .plane import fit_plane_head, plane_inputs, plane_set
 
-    model = res.module.model
     ps = plane_set(records, shifted=1)
-    x = plane_inputs(model, ps.images, int(res.module.cfg.data.input_size))
-    head = fit_plane_head(x, ps.labels, hidden=model.plane_hidden)
-    ckpt = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
-    return save_with_plane_head(ckpt, head, out / "adapted.ckpt")
+    x = plane_inputs(model, ps.images, input_size)
+    return fit_plane_head(x, ps.labels, hidden=model.plane_hidden)
+
+
+def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_size: int, batch: int = 16) -> int:
+    """AdaBN: every BatchNorm layer's running mean and variance re-estimated (a plain average over batches
+    of ``batch``) on ``images``, preprocessed as at inference; weights unchanged. Returns the layers' count.
+    The model is left in eval mode."""
+    from ..preprocess import resize_image, to_input
+
+    if not len(images):
+        raise InputError("scans", "no scan to estimate BatchNorm statistics on")
+    model.eval()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    try:
+        with torch.no_grad():
+            for s in range(0, len(images), batch):
+                x = to_input(np.stack([resize_image(im, input_size) for im in images[s : s + batch]]))
+                model(torch.from_numpy(x))
+    finally:
+        for m, momentum in zip(layers, saved, strict=True):
+            m.momentum = momentum
+            m.eval()
+    return len(layers)
 
 
 def _plot(path: Path, before, after) -> Path:  # lists of Measurement
@@ -244,6 +290,10 @@ def _markdown(r: dict) -> str:
     lines = ["# partus adapt: before and after", "",
              f"{r['scans']} scans; {r['pseudo_labels']['kept']} pseudo-labels kept "
              f"(rejected: {r['pseudo_labels']['rejected']}); {r['minutes']} min.", "",
+             "Adapted by: " + ", ".join(
+                 [f"fine-tuning on the kept labels ({r['steps']} steps)"] * bool(r["steps"])
+                 + [f"BatchNorm statistics of all {r['scans']} scans"] * r["config"]["bn_stats"])
+             + ("." if r["steps"] or r["config"]["bn_stats"] else "the standard-plane head only."), "",
              "| | shipped model | adapted model |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {k} | {x} | {y} |" for k, x, y in rows]
     lines += [

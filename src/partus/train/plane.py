@@ -144,12 +144,13 @@ def add_plane_head(checkpoint: str | Path, head: PlaneHead, out: str | Path) -> 
     return save_with_plane_head(ckpt, head, out)
 
 
-def save_with_plane_head(ckpt: dict, head: PlaneHead, out: str | Path) -> Path:
-    """Write a loaded Lightning checkpoint (dict) with ``head`` as its plane head's weights, atomically.
-    Optimiser and scheduler states are dropped: the head was fitted outside them, nothing is to resume."""
+def save_with_plane_head(ckpt: dict, head: PlaneHead | None, out: str | Path) -> Path:
+    """Write a loaded Lightning checkpoint (dict) with ``head`` (if any) as its plane head's weights,
+    atomically. Optimiser and scheduler states are dropped: the head was fitted outside them, nothing is to
+    resume."""
     from ..io import atomic_path
 
-    for key, value in head.state_dict().items():
+    for key, value in ({} if head is None else head.state_dict()).items():
         ckpt["state_dict"][f"model.plane_head.{key}"] = value.detach().clone()
     for key in ("optimizer_states", "lr_schedulers"):
         ckpt.pop(key, None)
