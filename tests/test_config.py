@@ -56,17 +56,22 @@ def test_defaults_without_a_file():
 
 
 def test_the_shipped_models_cross_validation_is_of_its_own_config():
-    """The model card quotes the blocks CV of sweep job mt_strong_blocks for the model trained by
-    configs/multitask.yaml: the job must be that config with no model or data overrides."""
+    """The model card quotes the blocks CV that scripts/ship_model.py reads (a sweep job) for the model
+    trained by configs/multitask.yaml: the job must be that config with no overrides."""
     import importlib.util
 
     from partus.config import load_config
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("sweep", root / "scripts" / "sweep.py")
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
-    mode, config, overrides = sweep.PLAN["mt_strong_blocks"]
+
+    def script(name: str):
+        spec = importlib.util.spec_from_file_location(name, root / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    sweep, ship = script("sweep"), script("ship_model")
+    mode, config, overrides = sweep.PLAN[ship.CV_DIR.name]
     assert (mode, config, overrides) == ("cv", "configs/multitask.yaml", [])
     shipped = load_config(root / config)
     assert shipped.train.split == "blocks" and shipped.model.name == "multitask_net"

@@ -44,7 +44,7 @@ def site(records):
 
 
 def test_trainable_weights_are_the_shipped_network(records):
-    """weights/multitask.pt (fp16) reproduces the bundled ONNX: adapt starts from the shipped model."""
+    """weights/multitask.pt reproduces the bundled ONNX: adapt starts from the shipped model."""
     cfg, state = load_trainable()
     model = create_model(cfg["model"]["name"], **cfg["model"]["kwargs"]).eval()
     model.load_state_dict(state)
@@ -54,8 +54,8 @@ def test_trainable_weights_are_the_shipped_network(records):
         out = model(torch.from_numpy(x))
     ref = onnx(x, False)
     seg = out["seg"].softmax(1).numpy()
-    assert np.abs(seg - ref["seg"]).max() < 0.01  # fp16 weights: 0.005 seen
-    assert np.abs(torch.sigmoid(out["cls"]).numpy() - ref["cls"]).max() < 0.02
+    assert np.abs(seg - ref["seg"]).max() < 1e-4  # float32: ONNX Runtime vs torch rounding only
+    assert np.abs(torch.sigmoid(out["cls"]).numpy() - ref["cls"]).max() < 1e-3
 
 
 @pytest.mark.slow

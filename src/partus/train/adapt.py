@@ -36,7 +36,7 @@ from ..errors import InputError
 
 __all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "recalibrate_bn", "save_encoder", "save_trainable"]
 
-#: The shipped network's trainable weights (fp16 state dict + its training config).
+#: The shipped network's trainable weights (float32 state dict + its training config).
 TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
 
 
@@ -58,14 +58,14 @@ class AdaptConfig:
 
 
 def save_trainable(checkpoint: str | Path, out: str | Path = TRAINABLE) -> Path:
-    """Write a Lightning checkpoint's model weights (mostly fp16) and config: what ``adapt`` starts from."""
+    """Write a Lightning checkpoint's model weights (float32) and config: what ``adapt`` starts from.
+
+    Full precision: ``adapt`` by default changes only the BatchNorm statistics, so the adapted model must be
+    the shipped one elsewhere (fp16 weights moved the weight-averaged network's masks by up to 0.017)."""
     from ..io import atomic_path
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    # fp16 halves the file; BatchNorm statistics and the plane head's standardisation stay fp32 (tiny
-    # variances lose their precision in fp16)
-    keep32 = ("running_mean", "running_var", "plane_head.mean", "plane_head.std")
-    sd = {k[len("model."):]: v.half() if v.is_floating_point() and not k.endswith(keep32) else v
+    sd = {k[len("model.") :]: v.float() if v.is_floating_point() else v
           for k, v in ckpt["state_dict"].items() if k.startswith("model.")}  # fmt: skip
     with atomic_path(out) as tmp:
         torch.save({"config": ckpt["hyper_parameters"]["config"], "state_dict": sd}, tmp)
