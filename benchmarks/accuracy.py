@@ -90,7 +90,7 @@ def _imagenet_section(runs: Path, kept: Path) -> list[str]:
 #: each config trained on all of psfhs-dev (issue "Generalisation", ../shared/design/FINDINGS.md).
 UNSEEN_AOP = {"seg_unet": 9.19, "heatmap_unet": 9.88, "dsnt": 9.12, "mobilenet_seg_imagenet": 7.69}
 CANDIDATES = {  # sweep job -> what it is (scripts/sweep.py PLAN)
-    "mt_strong_blocks": "multitask, strong augmentation (= configs/multitask.yaml, shipped)",
+    "mt_strong_blocks": "multitask, strong augmentation (configs/multitask.yaml without train.ema)",
     "mt_blocks": "multitask, the single-task configs' augmentation",
     "mt_strong_balanced_blocks": "multitask, strong aug. + AoP-band balanced sampling, 40 epochs",
     "mt_strong_f16_blocks": "multitask, strong aug., decoder width 16",

@@ -57,7 +57,7 @@ def judge(model, scans) -> dict:
 
 def summarise(root: Path) -> dict:
     """Every ``SITE/adapted_<arm>[_swap].json`` under ``root``: per site and arm, AoP MAE / MRE / flagged
-    on the held-out halves pooled (weighted by scans), and over every site with both halves."""
+    on the held-out halves pooled (weighted by scans), over every site with both halves, and each half."""
     runs: dict = {}
     for f in sorted(root.glob("*/adapted_*.json")):
         d = json.loads(f.read_text())
@@ -71,7 +71,7 @@ def summarise(root: Path) -> dict:
         return {k: round(float(np.dot(n, [h[arm][k] for h in halves]) / n.sum()), 3)
                 for k in ("aop_mae", "mre", "flagged")} | {"n": int(n.sum())}  # fmt: skip
 
-    out: dict = {"sites": {}, "all": {}}
+    out: dict = {"sites": {}, "all": {}, "halves": runs}
     for site, halves in runs.items():
         arms = set.intersection(*(set(h) for h in halves.values()))
         if len(halves) == 2:
@@ -85,7 +85,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", default=str(ROOT / "runs/sweep/mt_strong_blocks/fold0/checkpoints/best.ckpt"))
     ap.add_argument("--site", default="speckle", help="Shifts, comma-separated (none: the scans as they are).")
-    ap.add_argument("--epochs", type=float, default=10.0)
+    ap.add_argument("--epochs", type=float, default=0.0, help="adapt's fine-tuning epochs (0: statistics only).")
     ap.add_argument("--pretrain-minutes", type=float, default=0.0)
     ap.add_argument("--no-bn-stats", action="store_true", help="Keep the base BatchNorm statistics.")
     ap.add_argument("--min-kept", type=int, default=20, help="adapt's fewest kept pseudo-labels (a half is small).")
@@ -96,6 +96,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.summarise:
         table = summarise(args.summarise)
+        if not table["sites"]:
+            ap.error(f"no site with both halves under {args.summarise}")
         write_json(ROOT / "benchmarks" / "cv" / "adapt_sites.json", table)
         for site, arms in [*table["sites"].items(), ("all", table["all"])]:
             print(f"{site:12s}", "  ".join(f"{a}: {v['aop_mae']:.2f} deg {v['mre']:.2f} px" for a, v in arms.items()))

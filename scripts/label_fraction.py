@@ -80,7 +80,9 @@ def main() -> None:
     if args.table:
         print(table(Path(args.out) / f"L{round(args.fraction * 100)}_fold{args.fold}"))
         return
-    cfg = load_config(args.config, [f"train.max_steps={args.steps}", "train.epochs=100000", "train.split=blocks"])
+    cfg = load_config(
+        args.config, [f"train.max_steps={args.steps}", "train.epochs=100000", "train.split=blocks", "train.ema=0"]
+    )
     records = load_records(cfg)
     train, val = split(records, args.fold, cfg.train.folds, cfg.train.seed, "blocks")
     lab, unlab = labelled_subset(train, args.fraction, cfg.train.seed)

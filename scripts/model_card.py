@@ -129,7 +129,7 @@ acquisition shifts) and {p["samples"] - p["positives"]} non-standard frames of {
 **Out of fold** (blocks folds: fold K's head fitted on the features of fold K's own network for the other
 blocks, scoring block K): AUC {oof["auc"]:.4f} pooled; per fold {auc} (block 4 is
 the early-labour block, AoP < 90 deg: a head that never saw early labour scores its standard planes low).
-The verdict's floor is therefore low, P >= {limits["min_standard_plane"]:g} (`QualityLimits.min_standard_plane`: at most 1 % of
+The verdict's floor is therefore low, P >= {limits["min_standard_plane"]:g} (`QualityLimits.min_standard_plane`: about 1 % of
 all out-of-fold positives refused{block4}); at it accuracy {oof["accuracy"]:.4f}, F1 {oof["f1"]:.4f}, MCC {oof["mcc"]:.4f}.
 Clips select frames at P >= 0.5 (precision first; a clip has frames to spare).
 - Positives refused: {pos}.

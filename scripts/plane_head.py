@@ -1,7 +1,7 @@
 """Fit and judge the standard-plane head of the shipped multitask network (the video issue, paper 5).
 
-    python scripts/plane_head.py [--data ../shared/data/psfhs-dev] [--cv runs/sweep/mt_strong_blocks]
-                                 [--final runs/multitask/all/checkpoints/last.ckpt] [--out runs/plane]
+    python scripts/plane_head.py [--data ../shared/data/psfhs-dev] [--cv runs/sweep/mt_ema_blocks]
+                                 [--final runs/multitask_ema/all/checkpoints/last.ckpt] [--out runs/plane_ema]
 
 1. Builds the weak plane set (:func:`partus.train.plane.plane_set`): every psfhs-dev scan plain, mirrored
    and under two random acquisition shifts (positives), and one frame of each non-standard family.
@@ -56,9 +56,10 @@ UNSEEN = ("biometry", "layered", "cardiac", "tissue")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "psfhs-dev")
-    ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_strong_blocks")
-    ap.add_argument("--final", type=Path, default=REPO / "runs" / "multitask" / "all" / "checkpoints" / "last.ckpt")
-    ap.add_argument("--out", type=Path, default=REPO / "runs" / "plane")
+    # the shipped model's runs (scripts/ship_model.py reads the same)
+    ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_ema_blocks")
+    ap.add_argument("--final", type=Path, default=REPO / "runs" / "multitask_ema" / "all" / "checkpoints" / "last.ckpt")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "plane_ema")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--steps", type=int, default=600)
     args = ap.parse_args()

@@ -189,7 +189,7 @@ def figures(rows: list[dict], limits, per_fold: bool = True) -> dict:
     return rep
 
 
-def calibrate(rows: list[dict], limits, quantiles=(0.0, 0.002, 0.005, 0.01, 0.02)) -> list[dict]:
+def calibrate(rows: list[dict], limits, quantiles=(0.0, 0.002, 0.005, 0.01, 0.0175, 0.02)) -> list[dict]:
     """Candidate floors at low quantiles of each confidence on plain + shifted held-out scans, with the
     resulting flagged share, kept vs flagged AoP error and refusal of the negative proxies."""
     from dataclasses import replace

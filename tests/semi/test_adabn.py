@@ -1,4 +1,4 @@
-"""AdaBN (:func:`partus.train.adapt.recalibrate_bn`): BatchNorm statistics re-estimated on a site's scans,
+"""AdaBN (:func:`partus.train.adabn.recalibrate_bn`): BatchNorm statistics re-estimated on a site's scans,
 checked against statistics computed independently, and ``partus adapt`` with statistics only."""
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from partus.data.unlabelled import Scan
 from partus.errors import InputError
 from partus.predict import Predictor
 from partus.preprocess import resize_image, to_input
-from partus.train.adapt import AdaptConfig, adapt, load_trainable, recalibrate_bn
+from partus.train.adabn import recalibrate_bn
+from partus.train.adapt import AdaptConfig, adapt, load_trainable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net() -> nn.Sequential:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 3, 3), nn.BatchNorm2d(3))
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5), nn.Conv2d(4, 3, 3),
+                         nn.BatchNorm2d(3))  # fmt: skip
 
 
 def _images(n: int, gain: float, seed: int = 0) -> list[np.ndarray]:
@@ -28,21 +30,36 @@ def _images(n: int, gain: float, seed: int = 0) -> list[np.ndarray]:
     return [np.clip(rng.normal(60 * gain, 25 * gain, (40, 52)), 0, 255).astype(np.uint8) for _ in range(n)]
 
 
-def test_statistics_are_the_average_of_the_batches_statistics():
-    net, images = _net(), _images(12, 1.7)
-    conv_w = [p.detach().clone() for p in net.parameters()]
-    assert recalibrate_bn(net, images, 32, batch=4) == 2
-    # independently: the first layer's input is the preprocessed scans through the first convolution
-    x = torch.from_numpy(to_input(np.stack([resize_image(im, 32) for im in images])))
+def _inputs(images) -> torch.Tensor:
+    return torch.from_numpy(to_input(np.stack([resize_image(im, 32) for im in images])))
+
+
+def _batch_stats(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return a.mean((0, 2, 3)), a.transpose(0, 1).reshape(a.shape[1], -1).var(1, unbiased=True)
+
+
+@pytest.mark.parametrize("n", [12, 11])  # three batches of 4; batches of 4, 4, 3
+def test_statistics_are_the_size_weighted_average_of_the_batches(n):
+    net, images = _net(), _images(n, 1.7)
+    weights = [p.detach().clone() for p in net.parameters()]
+    assert recalibrate_bn(net, images, 32, batch=4) == n
+    # independently, per batch of np.array_split: during the pass the first BatchNorm normalises with the
+    # batch's own statistics (as in training), dropout is off
+    x = _inputs(images)
+    chunks = np.array_split(np.arange(n), 3)
+    bn1 = net[1]
     with torch.no_grad():
-        a = net[0](x)
-    means = [a[s : s + 4].mean((0, 2, 3)) for s in (0, 4, 8)]
-    variances = [a[s : s + 4].transpose(0, 1).reshape(4, -1).var(1, unbiased=True) for s in (0, 4, 8)]
-    torch.testing.assert_close(net[1].running_mean, torch.stack(means).mean(0), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(net[1].running_var, torch.stack(variances).mean(0), rtol=1e-5, atol=1e-6)
-    # weights unchanged, momentum restored, eval mode
-    assert all(torch.equal(p, q) for p, q in zip(conv_w, net.parameters(), strict=True))
-    assert net[1].momentum == 0.1 and not net.training and not net[1].training
+        first = [net[0](x[c]) for c in chunks]
+        normed = [nn.functional.batch_norm(a, None, None, bn1.weight, bn1.bias, True, 0.0, bn1.eps) for a in first]
+        second = [net[4](net[2](a)) for a in normed]
+    sizes = torch.tensor([len(c) for c in chunks], dtype=torch.float32)[:, None]
+    for bn, acts in ((net[1], first), (net[5], second)):
+        means, variances = zip(*(_batch_stats(a) for a in acts), strict=True)
+        torch.testing.assert_close(bn.running_mean, (torch.stack(means) * sizes).sum(0) / n, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bn.running_var, (torch.stack(variances) * sizes).sum(0) / n, rtol=1e-5, atol=1e-6)
+    # weights unchanged, momentum restored, eval mode everywhere
+    assert all(torch.equal(p, q) for p, q in zip(weights, net.parameters(), strict=True))
+    assert net[1].momentum == 0.1 and net[5].momentum == 0.1 and not any(m.training for m in net.modules())
 
 
 def test_the_site_is_normalised_as_the_training_scans_were():
@@ -50,26 +67,41 @@ def test_the_site_is_normalised_as_the_training_scans_were():
     layer normalises the bright scans to zero mean and unit variance again; before, it did not."""
     net = _net()
     recalibrate_bn(net, _images(16, 0.6), 32)
-    site = _images(16, 2.0, seed=1)
-    x = torch.from_numpy(to_input(np.stack([resize_image(im, 32) for im in site])))
+    site = _images(48, 2.0, seed=1)
+    x = _inputs(site)
     with torch.no_grad():
         before = net[1](net[0](x))
-        recalibrate_bn(net, site, 32)
+        recalibrate_bn(net, site, 32)  # three batches
         after = net[1](net[0](x))
     assert before.mean((0, 2, 3)).abs().max() > 0.5
     assert after.mean((0, 2, 3)).abs().max() < 0.05
     assert (after.std((0, 2, 3)) - 1).abs().max() < 0.05
 
 
-def test_no_images_is_refused():
-    with pytest.raises(InputError, match="no scan"):
+def test_blank_and_colour_images():
+    """Colour frames are used as gray (as at inference); blank frames are skipped; none usable: refused."""
+    net, images = _net(), _images(4, 1.0)
+    colour = [np.repeat(im[..., None], 3, axis=2) for im in images]
+    assert recalibrate_bn(net, [*colour, np.full((40, 52), 7, np.uint8)], 32) == 4
+    mean = net[1].running_mean.clone()
+    recalibrate_bn(net, images, 32)
+    torch.testing.assert_close(net[1].running_mean, mean)
+    with pytest.raises(InputError, match="no usable scan"):
+        recalibrate_bn(_net(), [np.zeros((40, 52), np.uint8)], 32)
+    with pytest.raises(InputError, match="no usable scan"):
         recalibrate_bn(_net(), [], 32)
+
+
+def test_pretraining_without_fine_tuning_is_refused(tmp_path):
+    scans = [Scan("a", _images(1, 1.0)[0], "a")]
+    with pytest.raises(InputError, match="needs fine-tuning"):
+        adapt(scans, tmp_path, config=AdaptConfig(pretrain_minutes=1.0))
 
 
 @pytest.mark.slow
 def test_adapt_with_statistics_only(tmp_path):
-    """``epochs=0``: no fine-tuning; the adapted model differs from the shipped one only by its BatchNorm
-    statistics (and refitted plane head), and measures the site."""
+    """``epochs=0`` (the default): no fine-tuning; the adapted model differs from the shipped one only by
+    its BatchNorm statistics (and refitted plane head), and measures the site."""
     from _helpers import SAMPLE_IMAGES
 
     from partus.data.records import load_psfhs
@@ -77,14 +109,16 @@ def test_adapt_with_statistics_only(tmp_path):
     records = load_psfhs(SAMPLE_IMAGES.parent)
     site = [Scan(f"{r.name}_{k}", apply_shift("gain_low", r.image, r.points, index=k).image, r.name)
             for k in range(3) for r in records]  # fmt: skip
-    report = adapt(site, tmp_path, config=AdaptConfig(epochs=0, min_kept=2, min_kept_share=0.1))
+    report = adapt(site, tmp_path, config=AdaptConfig(min_kept=2, min_kept_share=0.1))
     assert report["steps"] == 0 and not (tmp_path / "finetune").exists()
-    assert "Adapted by: BatchNorm statistics of all 12 scans." in (tmp_path / "adapt_report.md").read_text()
+    text = (tmp_path / "adapt_report.md").read_text()
+    assert "Adapted by: BatchNorm statistics of the 12 scans, a refitted standard-plane head." in text
     saved = torch.load(tmp_path / "adapted.ckpt", weights_only=False)["state_dict"]
     adapted = {k[len("model.") :]: v for k, v in saved.items() if k.startswith("model.")}
     _, base = load_trainable()
     changed = {k for k, v in base.items() if not torch.allclose(v.float(), adapted[k].float(), atol=1e-6)}
     stats = ("running_mean", "running_var", "num_batches_tracked")
-    assert changed and all(k.endswith(stats) or k.startswith("plane_head.") for k in changed)
+    assert all(k.endswith(stats) or k.startswith("plane_head.") for k in changed)
+    assert sum(k.endswith("running_var") for k in changed) > 10  # the statistics really moved
     p = Predictor(tmp_path)
     assert p.has_plane and sum(p.predict_one(s.image).measurement.ok for s in site) == report["after"]["measured"]

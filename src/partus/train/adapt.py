@@ -34,7 +34,7 @@ import torch
 from ..data.unlabelled import Scan
 from ..errors import InputError
 
-__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "recalibrate_bn", "save_encoder", "save_trainable"]
+__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "save_encoder", "save_trainable"]
 
 #: The shipped network's trainable weights (float32 state dict + its training config).
 TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
@@ -131,9 +131,10 @@ def adapt(
     from ..io import atomic_write, write_json
     from ..predict import Predictor
     from ..pseudo import pseudo_label, write_pseudo_labels
+    from .adabn import recalibrate_bn
     from .fit import fit
     from .module import LandmarkModule
-    from .plane import save_with_plane_head as save_checkpoint
+    from .plane import save_with_plane_head
     from .semi import pseudo_records
 
     cfg_a = config or AdaptConfig()
@@ -144,6 +145,9 @@ def adapt(
     t0 = time.perf_counter()
     if not scans:
         raise InputError("scans", "no scan to adapt to")
+    if cfg_a.pretrain_minutes > 0 and not (cfg_a.steps or (cfg_a.steps is None and cfg_a.epochs > 0)):
+        raise InputError("pretrain_minutes", "a pretrained encoder needs fine-tuning to fit the heads to it: "
+                         "give epochs or steps too")  # fmt: skip
     say(f"labelling {len(scans)} scans with the shipped model")
     labels = pseudo_label(Predictor(base_onnx), list(scans), rules=rules)
     counts = write_pseudo_labels(out / "pseudo", labels)
@@ -156,7 +160,10 @@ def adapt(
                          f"transperineal scans? See {out / 'pseudo' / 'pseudo_labels.csv'}")  # fmt: skip
     before = [p.measurement for p in labels]  # the labelling pass measured every scan
     cfg_dict, state = load_trainable(base)
-    steps = cfg_a.steps or (max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size)) if cfg_a.epochs > 0 else 0)
+    if cfg_a.steps is not None:
+        steps = cfg_a.steps
+    else:
+        steps = max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size)) if cfg_a.epochs > 0 else 0
     tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
                                   "batch_size": cfg_a.batch_size, "seed": cfg_a.seed, "error_weighted": {"rounds": 0},
                                   "ema": 0.0},  # an average over ~500 steps would hardly leave the start
@@ -182,7 +189,7 @@ def adapt(
     if module.model.plane_head is not None:
         say("refitting the standard-plane head")
         head = _refit_plane(module.model, records, int(cfg.data.input_size))
-    ckpt_path = save_checkpoint(ckpt, head, out / "adapted.ckpt")
+    ckpt_path = save_with_plane_head(ckpt, head, out / "adapted.ckpt")
     say("exporting")
     model_path = out / "multitask.onnx"
     export_onnx(ckpt_path, model_path)
@@ -190,7 +197,8 @@ def adapt(
     after = [p.measurement for p in Predictor(model_path).predict([s.image for s in scans])]
     _plot(out / "adapt_report.png", before, after)
     report = {"scans": len(scans), "pseudo_labels": counts, "before": summarise(before), "after": summarise(after),
-              "config": asdict(cfg_a), "steps": steps, "minutes": round((time.perf_counter() - t0) / 60, 1),
+              "config": asdict(cfg_a), "steps": steps, "plane_head": head is not None,
+              "minutes": round((time.perf_counter() - t0) / 60, 1),
               "model": str(model_path)}  # fmt: skip
     write_json(out / "adapt_report.json", report)
     atomic_write(out / "adapt_report.md", _markdown(report))
@@ -218,33 +226,6 @@ def _refit_plane(model, records, input_size: int):
     ps = plane_set(records, shifted=1)
     x = plane_inputs(model, ps.images, input_size)
     return fit_plane_head(x, ps.labels, hidden=model.plane_hidden)
-
-
-def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_size: int, batch: int = 16) -> int:
-    """AdaBN: every BatchNorm layer's running mean and variance re-estimated (a plain average over batches
-    of ``batch``) on ``images``, preprocessed as at inference; weights unchanged. Returns the layers' count.
-    The model is left in eval mode."""
-    from ..preprocess import resize_image, to_input
-
-    if not len(images):
-        raise InputError("scans", "no scan to estimate BatchNorm statistics on")
-    model.eval()
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-        m.train()
-    try:
-        with torch.no_grad():
-            for s in range(0, len(images), batch):
-                x = to_input(np.stack([resize_image(im, input_size) for im in images[s : s + batch]]))
-                model(torch.from_numpy(x))
-    finally:
-        for m, momentum in zip(layers, saved, strict=True):
-            m.momentum = momentum
-            m.eval()
-    return len(layers)
 
 
 def _plot(path: Path, before, after) -> Path:  # lists of Measurement
@@ -280,6 +261,16 @@ def _plot(path: Path, before, after) -> Path:  # lists of Measurement
     return save_figure(fig, path, dpi=110)
 
 
+def _stages(r: dict) -> str:
+    """What ``adapt`` changed, in words."""
+    c = r["config"]
+    stages = [f"MoCo pretraining of the encoder ({c['pretrain_minutes']:g} min)"] * (c["pretrain_minutes"] > 0)
+    stages += [f"fine-tuning on the kept labels ({r['steps']} steps)"] * bool(r["steps"])
+    stages += [f"BatchNorm statistics of the {r['scans']} scans"] * bool(c["bn_stats"])
+    stages += ["a refitted standard-plane head"] * bool(r.get("plane_head"))
+    return ", ".join(stages) or "nothing (the shipped network, re-exported)"
+
+
 def _markdown(r: dict) -> str:
     b, a = r["before"], r["after"]
     rows = [("measured (not flagged)", f"{b['measured']} / {b['scans']}", f"{a['measured']} / {a['scans']}"),
@@ -290,10 +281,7 @@ def _markdown(r: dict) -> str:
     lines = ["# partus adapt: before and after", "",
              f"{r['scans']} scans; {r['pseudo_labels']['kept']} pseudo-labels kept "
              f"(rejected: {r['pseudo_labels']['rejected']}); {r['minutes']} min.", "",
-             "Adapted by: " + ", ".join(
-                 [f"fine-tuning on the kept labels ({r['steps']} steps)"] * bool(r["steps"])
-                 + [f"BatchNorm statistics of all {r['scans']} scans"] * r["config"]["bn_stats"])
-             + ("." if r["steps"] or r["config"]["bn_stats"] else "the standard-plane head only."), "",
+             "Adapted by: " + _stages(r) + ".", "",
              "| | shipped model | adapted model |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {k} | {x} | {y} |" for k, x, y in rows]
     lines += [

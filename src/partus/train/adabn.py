@@ -1,0 +1,62 @@
+"""AdaBN (Li et al. 2016): a trained network's BatchNorm statistics re-estimated on a new site's images.
+
+Every BatchNorm layer normalises its input with running statistics collected during training. On another
+scanner's images those statistics are off; re-estimating them on the site's own scans, with every weight
+left as it is, makes the layers normalise the site's images as they did the training scans. No labels,
+no gradients: one forward pass over the scans. ``partus adapt`` does this by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+__all__ = ["recalibrate_bn"]
+
+
+def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_size: int, batch: int = 16) -> int:
+    """Re-estimate every BatchNorm layer's running mean and variance of ``model`` on ``images``
+    (preprocessed as at inference; images the verdict would refuse as blank or too small are skipped).
+
+    Each batch's statistics count in proportion to its size (an exact mean over images of the per-batch
+    means; the variance is the size-weighted mean of the batches' unbiased variances). Weights are
+    unchanged; the model is left in eval mode. Returns the number of images used.
+
+    Raises
+    ------
+    InputError
+        If no usable image is given.
+    """
+    from ..io import as_gray_uint8
+    from ..preprocess import resize_image, to_input
+    from ..quality import check_image
+
+    grays = [as_gray_uint8(np.asarray(im)) for im in images]
+    usable = [g for g in grays if check_image(g) is None]
+    if not usable:
+        raise InputError("scans", "no usable scan to estimate BatchNorm statistics on")
+    model.eval()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in layers]
+    device = next(model.parameters()).device
+    for m in layers:
+        m.reset_running_stats()
+        m.train()
+    seen = 0
+    try:
+        with torch.no_grad():
+            for chunk in np.array_split(np.arange(len(usable)), -(-len(usable) // batch)):
+                seen += len(chunk)
+                for m in layers:  # running <- running + (n_b / n_seen) * (batch - running)
+                    m.momentum = len(chunk) / seen
+                x = to_input(np.stack([resize_image(usable[i], input_size) for i in chunk]))
+                model(torch.from_numpy(x).to(device))
+    finally:
+        for m, momentum in zip(layers, saved, strict=True):
+            m.momentum = momentum
+            m.eval()
+    return len(usable)
