@@ -45,6 +45,8 @@ PLAN: dict[str, tuple[str, str, list[str]]] = {
     "mt_e60_blocks": ("cv", MT, [*RAW, "train.epochs=60"]),  # longer schedule (the CPU budget allows ~6x)
     "mt_e60_ema_blocks": ("cv", MT, ["train.epochs=60", "train.ema=0.998"]),  # + weight EMA (~7 epochs)
     "mt_ema_blocks": ("cv", MT, []),  # the default since 2026-11-30: weight EMA (train.ema=0.998)
+    "mt_ema_blocks_s1": ("cv", MT, ["train.seed=1"]),  # second draws: how much of block 4 is draw noise
+    "mt_strong_blocks_s1": ("cv", MT, [*RAW, "train.seed=1"]),
     "mt_ema_aop_blocks": ("cv", MT, ["train.ema=0.998", "loss.aop_weight=0.25"]),  # + AoP loss on the DSNT head
     "transunet_seg_blocks": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks"]),  # paper 1, issue 10
     "transunet_seg_blocks_s1": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks", "train.seed=1"]),
