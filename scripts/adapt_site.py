@@ -8,8 +8,8 @@ other with ``--swap``); both the base and the adapted model are then judged on t
 labels (AoP MAE, MRE, flagged share).
 
     python scripts/adapt_site.py --site fan --epochs 0 --out runs/site_bn/fan   # -> OUT/adapted_*.json
-    python scripts/adapt_site.py --summarise runs/site_bn    # every site and half there, pooled; writes
-                                                             # benchmarks/cv/adapt_sites.json
+    python scripts/adapt_site.py --summarise runs/site_bn runs/site_bn_ema   # every site and half of each
+                                                  # folder, pooled; writes benchmarks/cv/adapt_sites.json
 
 (A half is small: ``--min-kept 5 --min-kept-share 0`` lets adapt go on where few pseudo-labels pass.)
 """
@@ -92,15 +92,17 @@ def main() -> None:
     ap.add_argument("--min-kept-share", type=float, default=0.2, help="adapt's smallest kept share.")
     ap.add_argument("--swap", action="store_true", help="Adapt on the other half of the site, judge on this one.")
     ap.add_argument("--out", default=str(ROOT / "runs" / "site"))
-    ap.add_argument("--summarise", type=Path, help="Summarise the runs under this folder and stop.")
+    ap.add_argument("--summarise", type=Path, nargs="+", help="Summarise the runs under these folders and stop.")
     args = ap.parse_args()
     if args.summarise:
-        table = summarise(args.summarise)
-        if not table["sites"]:
-            ap.error(f"no site with both halves under {args.summarise}")
-        write_json(ROOT / "benchmarks" / "cv" / "adapt_sites.json", table)
-        for site, arms in [*table["sites"].items(), ("all", table["all"])]:
-            print(f"{site:12s}", "  ".join(f"{a}: {v['aop_mae']:.2f} deg {v['mre']:.2f} px" for a, v in arms.items()))
+        tables = {folder.name: summarise(folder) for folder in args.summarise}
+        for name, table in tables.items():
+            if not table["sites"]:
+                ap.error(f"no site with both halves under {name}")
+            for site, arms in [*table["sites"].items(), ("all", table["all"])]:
+                print(f"{name} {site:12s}", "  ".join(f"{a}: {v['aop_mae']:.2f} deg {v['mre']:.2f} px"
+                                                    for a, v in arms.items()))  # fmt: skip
+        write_json(ROOT / "benchmarks" / "cv" / "adapt_sites.json", tables)
         return
     from partus.export import export_onnx
     from partus.train.adapt import AdaptConfig, adapt, save_trainable

@@ -56,6 +56,11 @@ class AdaptConfig:
     min_kept_share: float = 0.2
     seed: int = 0
 
+    @property
+    def fine_tunes(self) -> bool:
+        """Whether ``adapt`` fine-tunes: ``steps`` > 0 when given, else ``epochs`` > 0."""
+        return bool(self.steps) if self.steps is not None else self.epochs > 0
+
 
 def save_trainable(checkpoint: str | Path, out: str | Path = TRAINABLE) -> Path:
     """Write a Lightning checkpoint's model weights (float32) and config: what ``adapt`` starts from.
@@ -145,7 +150,7 @@ def adapt(
     t0 = time.perf_counter()
     if not scans:
         raise InputError("scans", "no scan to adapt to")
-    if cfg_a.pretrain_minutes > 0 and not (cfg_a.steps or (cfg_a.steps is None and cfg_a.epochs > 0)):
+    if cfg_a.pretrain_minutes > 0 and not cfg_a.fine_tunes:
         raise InputError("pretrain_minutes", "a pretrained encoder needs fine-tuning to fit the heads to it: "
                          "give epochs or steps too")  # fmt: skip
     say(f"labelling {len(scans)} scans with the shipped model")
@@ -160,10 +165,9 @@ def adapt(
                          f"transperineal scans? See {out / 'pseudo' / 'pseudo_labels.csv'}")  # fmt: skip
     before = [p.measurement for p in labels]  # the labelling pass measured every scan
     cfg_dict, state = load_trainable(base)
-    if cfg_a.steps is not None:
-        steps = cfg_a.steps
-    else:
-        steps = max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size)) if cfg_a.epochs > 0 else 0
+    steps = 0
+    if cfg_a.fine_tunes:
+        steps = cfg_a.steps or max(1, round(cfg_a.epochs * counts["kept"] / cfg_a.batch_size))
     tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
                                   "batch_size": cfg_a.batch_size, "seed": cfg_a.seed, "error_weighted": {"rounds": 0},
                                   "ema": 0.0},  # an average over ~500 steps would hardly leave the start
@@ -175,16 +179,16 @@ def adapt(
     records = pseudo_records(labels, cfg_a.weight)
     if steps > 0:
         say(f"fine-tuning on {len(records)} pseudo-labelled scans ({steps} steps)")
-        res = fit(cfg, out / "finetune", records=records, init=state, progress=True, resume=False)
-        module, ckpt = res.module, torch.load(res.checkpoint, map_location="cpu", weights_only=False)
+        module = fit(cfg, out / "finetune", records=records, init=state, progress=True, resume=False).module
     else:
         module = LandmarkModule(cfg.model_dump(mode="json"))
         module.model.load_state_dict(state)
-        ckpt = {"hyper_parameters": dict(module.hparams), "pytorch-lightning_version": lightning.__version__}
     if cfg_a.bn_stats:
         say(f"re-estimating the BatchNorm statistics on the {len(scans)} scans")
         recalibrate_bn(module.model, [s.image for s in scans], int(cfg.data.input_size))
-    ckpt["state_dict"] = module.state_dict()
+    # what LandmarkModule.load_from_checkpoint needs (the export reads it back)
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": lightning.__version__}  # fmt: skip
     head = None
     if module.model.plane_head is not None:
         say("refitting the standard-plane head")
