@@ -120,7 +120,7 @@ def adapt(
     ] = 0.0,
     steps: Annotated[int | None, typer.Option(min=1, help="Fine-tuning optimiser steps (instead of --epochs).")] = None,
     pretrain_minutes: Annotated[
-        float, typer.Option(min=0, help="MoCo pretraining on the scans first (0: none).")
+        float, typer.Option(min=0, help="MoCo pretraining on the scans first (0: none; needs --epochs or --steps).")
     ] = 0.0,
     bn_stats: Annotated[
         bool, typer.Option(help="Re-estimate the BatchNorm statistics on the scans (AdaBN; no labels used).")
