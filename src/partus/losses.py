@@ -144,7 +144,7 @@ class DynamicLossScaler(nn.Module):
         if self.training:
             with torch.no_grad():
                 values = torch.stack([losses[self.tasks[i]].detach().float() for i in present])
-                idx = torch.tensor(present)
+                idx = torch.tensor(present, device=self.running.device)
                 if not bool(self.started):
                     self.running.copy_(torch.zeros_like(self.running).index_copy(0, idx, values))
                     self.started.fill_(True)

@@ -220,3 +220,15 @@ def test_a_task_without_samples_neither_adds_nor_moves_its_running_mean():
     assert float(s.running[0]) == pytest.approx(2.0)  # first real loss, not 0.98 * 0 + 0.02 * 2
     with pytest.raises(ValueError, match="None"):
         s({"seg": None, "cls": None})
+
+
+def test_loss_scaler_keeps_its_tensors_on_the_buffers_device():
+    """On a GPU the scaler's index tensor was made on the default device (CPU) and ``index_copy`` refused it
+    (every multitask training on CUDA failed in its first step). A default device other than the
+    buffers' one reproduces that here: everything the scaler makes must follow its buffers."""
+    s = DynamicLossScaler(("a", "b")).train()
+    with torch.device("meta"):
+        s({"a": torch.tensor(1.0, device="cpu"), "b": None})
+        total = s({"a": torch.tensor(1.0, device="cpu"), "b": torch.tensor(4.0, device="cpu")})
+    assert total.device.type == "cpu" and s.running.device.type == "cpu"
+    assert s.running.tolist() == pytest.approx([1.0, 4.0])  # "b" seen first here: it starts at its loss

@@ -170,10 +170,10 @@ class _MoCo(nn.Module):
             groups[:, None] == self.queue_group.clone()[None, :], float("-inf")
         )  # mates are no negatives
         logits = torch.cat([pos, neg], 1) / self.cfg.tau
-        loss = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
+        loss = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
         with torch.no_grad():  # enqueue
             n, size = len(k), len(self.queue)
-            idx = (self.ptr + torch.arange(n)) % size
+            idx = (self.ptr + torch.arange(n, device=self.ptr.device)) % size
             self.queue[idx] = k
             self.queue_group[idx] = groups
             self.ptr.copy_((self.ptr + n) % size)
@@ -196,7 +196,7 @@ class _MIM(nn.Module):
     def loss(self, a: torch.Tensor, b: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         n, _, h, w = a.shape
         p = self.cfg.patch
-        keep = (torch.rand(n, 1, h // p, w // p) >= self.cfg.mask_ratio).float()
+        keep = (torch.rand(n, 1, h // p, w // p, device=a.device) >= self.cfg.mask_ratio).float()
         keep = F.interpolate(keep, size=(h, w), mode="nearest")
         masked = a * keep + 0.449 * (1 - keep)
         recon = torch.sigmoid(self.unet(masked))
