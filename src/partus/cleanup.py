@@ -39,23 +39,24 @@ def clean_mask(
     m = _binary(mask, "mask")
     if not m.any():
         return m.copy()
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    # connectedComponents + bincount: the same areas as connectedComponentsWithStats at a fraction of its time
+    n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+    keep = 1 + int(np.argmax(np.bincount(labels.ravel(), minlength=n)[1:]))
     out = labels == keep
     if not (fill_holes or border_repair):
         return out
-    bn, blab, bstats, _ = cv2.connectedComponentsWithStats((~out).astype(np.uint8), connectivity=4)
-    border_ids = set(np.unique(np.concatenate([blab[0], blab[-1], blab[:, 0], blab[:, -1]]))) - {0}
-    areas = bstats[:, cv2.CC_STAT_AREA]
-    largest_bg = 1 + int(np.argmax(areas[1:])) if bn > 1 else 0
-    limit = max_notch * out.sum()
-    for k in range(1, bn):
-        if k in border_ids:
-            if border_repair and k != largest_bg and areas[k] <= limit:
-                out[blab == k] = True
-        elif fill_holes:
-            out[blab == k] = True
-    return out
+    bn, blab = cv2.connectedComponents((~out).astype(np.uint8), connectivity=4)
+    if bn <= 1:
+        return out
+    areas = np.bincount(blab.ravel(), minlength=bn)
+    on_border = np.zeros(bn, dtype=bool)
+    on_border[np.concatenate([blab[0], blab[-1], blab[:, 0], blab[:, -1]])] = True
+    # per background component: holes are filled; border notches only if small and not the bulk
+    fill = np.where(on_border, border_repair & (areas <= max_notch * out.sum()), fill_holes)
+    largest_bg = 1 + int(np.argmax(areas[1:]))
+    fill[largest_bg] &= not on_border[largest_bg]
+    fill[0] = False  # label 0 is the structure itself
+    return out | fill[blab]
 
 
 def clean_label_map(label_map: Any, *, ps_label: int = PS, fh_label: int = FH) -> np.ndarray:
