@@ -216,7 +216,9 @@ def calibrate(rows: list[dict], limits, quantiles=(0.0, 0.002, 0.005, 0.01, 0.01
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-minutes", type=float, help="Wall time of `partus train configs/multitask.yaml`.")
-    ap.add_argument("--cv", type=Path, default=CV_DIR, help="The cross-validation folder (foldK/checkpoints).")
+    ap.add_argument("--cv", type=Path, nargs="+", default=[CV_DIR],
+                    help="The cross-validation folder (foldK/checkpoints); with --calibrate-only several folders "
+                         "of the same split (e.g. seeds) make each fold's prediction their ONNX ensemble.")  # fmt: skip
     ap.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the stored results.")
     ap.add_argument("--calibrate-only", action="store_true", help="Print the calibration table and stop.")
     ap.add_argument(
@@ -239,9 +241,11 @@ def main() -> int:
     from partus.quality import DEFAULT_LIMITS
     from partus.train.adapt import save_trainable
 
-    folds = [k for k in range(5) if (args.cv / f"fold{k}" / "shift.npz").is_file()]  # finished folds
+    folds = [k for k in range(5) if all((d / f"fold{k}" / "shift.npz").is_file() for d in args.cv)]  # finished
+    if len(args.cv) > 1 and not args.calibrate_only:
+        ap.error("several --cv folders (an ensemble) are for --calibrate-only: the shipped model is one network")
     if args.calibrate_only:
-        rows = collect(args.cv, folds)
+        rows = collect(args.cv if len(args.cv) > 1 else args.cv[0], folds)
         for c in calibrate(rows, DEFAULT_LIMITS):
             print("calibration candidate:", json.dumps(c))
         f = figures(rows, DEFAULT_LIMITS)
@@ -267,7 +271,7 @@ def main() -> int:
         shipped = {"file": FILE, "config": CONFIG, "meta": meta, "sha": hashlib.sha256(data).hexdigest(),
                    "date": dt.date.today().isoformat(), "mb": len(data) / 2**20, "minutes": args.train_minutes,
                    "limits": {k: v for k, v in vars(DEFAULT_LIMITS).items()}}  # fmt: skip
-    rows = collect(args.cv, folds)
+    rows = collect(args.cv[0], folds)
     for c in calibrate(rows, DEFAULT_LIMITS):
         print("calibration candidate:", json.dumps(c))
     held = figures(rows, DEFAULT_LIMITS)
