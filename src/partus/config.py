@@ -123,6 +123,9 @@ class LossConfig(_Strict):
     #: coordinates (:func:`partus.losses.aop_loss`); 0 = off. The dynamic scaling divides it by its running
     #: mean to ``dynamic_alpha``, so the weight acts as ``w ** (1 - dynamic_alpha)`` (its square root at 0.5).
     aop_weight: float = Field(default=0.0, ge=0.0)
+    #: ``False``: the AoP term is added *outside* the dynamic scaling, at exactly ``aop_weight`` (a fixed
+    #: weight, e.g. for a short fine-tuning stage of a trained network; ``scripts/aop_finetune.py``).
+    aop_dynamic: bool = True
 
 
 class SemiConfig(_Strict):

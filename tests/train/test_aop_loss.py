@@ -55,10 +55,10 @@ def test_a_collapsed_prediction_adds_nothing_until_its_points_separate():
     assert aop_loss(half, gt[:1]).item() == 0.0 and aop_loss(half, gt[:1], min_frac=0.3).item() > 0.0
 
 
-def _module(aop_weight: float) -> LandmarkModule:
+def _module(aop_weight: float, dynamic: bool = True) -> LandmarkModule:
     cfg = load_config(None, [
         "data.source=phantoms", "data.input_size=64", "model.name=multitask_net", "model.kwargs={features: 8}",
-        "model.encoder_weights=null", f"loss.aop_weight={aop_weight}",
+        "model.encoder_weights=null", f"loss.aop_weight={aop_weight}", f"loss.aop_dynamic={str(dynamic).lower()}",
     ])  # fmt: skip
     return LandmarkModule(cfg.model_dump(mode="json"))
 
@@ -97,3 +97,31 @@ def test_aop_task_joins_the_dynamic_scaler_only_when_weighted():
     assert want > 1.0
     # A task seen for the first time starts at its loss (the three usual-display scans are alike).
     assert module.scaler.running[4].item() == pytest.approx(want, rel=1e-3)
+
+
+def test_a_fixed_aop_term_is_added_outside_the_scaler_at_exactly_its_weight():
+    fixed, without = _module(0.2, dynamic=False), _module(0.0)
+    assert fixed.scaler.tasks == without.scaler.tasks == ("seg", "heatmap", "dsnt", "cls")
+    torch.manual_seed(1)
+    n, size = 3, 64
+    s = fixed.model.output_stride
+    batch = {
+        "image": torch.rand(n, 1, size, size),
+        "mask": torch.randint(0, 3, (n, size, size)),
+        "heatmaps": torch.rand(n, 3, size // s, size // s),
+        "points": torch.tensor([[[10.0, 20.0], [40.0, 25.0], [30.0, 50.0]]]).repeat(n, 1, 1),
+        "mirrored": torch.zeros(n),
+        "orig_size": torch.tensor([[64, 64]] * n),
+    }
+    fixed.train(), without.train()
+    out = fixed(batch["image"])
+    target = ((batch["points"][0] + 0.5) / s - 0.5).numpy()
+    chosen = np.round(target).astype(int) + [[0, 2], [0, -4], [5, 0]]  # grid points near the annotation
+    logits = torch.zeros_like(out["dsnt"])
+    for k, (x, y) in enumerate(chosen):
+        logits[:, k, y, x] = 60.0
+    out = {**out, "dsnt": logits}
+    err = abs(angle_of_progression(*chosen.astype(float)) - angle_of_progression(*target))
+    assert err > 1.0
+    got = fixed._multitask_loss(out, batch) - without._multitask_loss(out, batch)
+    assert got.item() == pytest.approx(0.2 * err, rel=1e-3)

@@ -27,7 +27,8 @@ class LandmarkModule(L.LightningModule):
         self.model = create_model(self.cfg.model.name, **self.cfg.model.kwargs)
         self.kind: str = self.model.kind
         if self.kind == "multitask":
-            tasks = ("seg", "heatmap", "dsnt", "cls") + ("aop",) * (self.cfg.loss.aop_weight > 0)
+            scaled_aop = self.cfg.loss.aop_weight > 0 and self.cfg.loss.aop_dynamic
+            tasks = ("seg", "heatmap", "dsnt", "cls") + ("aop",) * scaled_aop
             self.scaler = DynamicLossScaler(tasks, alpha=self.cfg.loss.dynamic_alpha)
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -80,7 +81,9 @@ class LandmarkModule(L.LightningModule):
         if self.training:
             self.log_dict({f"loss_{k}": v.detach() for k, v in losses.items() if v is not None}, on_step=False,
                           on_epoch=True, batch_size=len(mirrored))  # fmt: skip
-        return self.scaler(losses)
+        fixed = None if self.cfg.loss.aop_dynamic else losses.pop("aop", None)  # at its own weight, unscaled
+        total = self.scaler(losses)
+        return total if fixed is None else total + fixed
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
