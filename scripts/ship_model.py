@@ -250,7 +250,8 @@ def main() -> int:
             print("calibration candidate:", json.dumps(c))
         f = figures(rows, DEFAULT_LIMITS)
         print(json.dumps({k: f[k] for k in ("plain", "shift_mean", "mirrored", "negatives_refused", "reasons",
-                                           "false_flips", "folds")}, indent=1, default=str))  # fmt: skip
+                                           "false_flips", "hsd_mae", "folds", "per_fold") if k in f},
+                         indent=1, default=str))  # fmt: skip
         return 0
     if args.figures_only:  # the shipped file stays; its figures are recomputed with today's inference code
         stored = json.loads((WEIGHTS / "heldout_onnx.json").read_text())
