@@ -52,7 +52,7 @@ def clean_mask(
     on_border = np.zeros(bn, dtype=bool)
     on_border[np.concatenate([blab[0], blab[-1], blab[:, 0], blab[:, -1]])] = True
     # per background component: holes are filled; border notches only if small and not the bulk
-    fill = np.where(on_border, border_repair & (areas <= max_notch * out.sum()), fill_holes)
+    fill = np.where(on_border, bool(border_repair) & (areas <= max_notch * out.sum()), bool(fill_holes))
     largest_bg = 1 + int(np.argmax(areas[1:]))
     fill[largest_bg] &= not on_border[largest_bg]
     fill[0] = False  # label 0 is the structure itself

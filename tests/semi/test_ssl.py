@@ -107,6 +107,18 @@ def test_clip_mates_are_not_negatives():
     assert net.loss(a, a, clip).item() > 1.0  # >= log 3: two copies of each positive among the negatives
 
 
+@pytest.mark.parametrize("method", ["moco", "mim"])
+def test_the_losses_make_their_tensors_on_the_data_device(method):
+    """Nothing in a loss step may land on the default device instead of the data's (on a GPU that is a
+    device mismatch): a default device other than the data's reproduces that on the CPU."""
+    net = _build(_cfg(method=method, queue=8, dim=16))
+    torch.manual_seed(0)
+    a, b, groups = torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64), torch.arange(4)
+    with torch.device("meta"):
+        loss = net.loss(a, b, groups)
+    assert loss.device.type == "cpu" and torch.isfinite(loss)
+
+
 def test_a_killed_run_resumes(images, tmp_path):
     out = tmp_path / "enc.pth"
     cfg = _cfg(method="mim", epochs=3)

@@ -152,9 +152,9 @@ class _MoCo(nn.Module):
 
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
         """Key embeddings with shuffled BatchNorm sub-batches (no batch-statistics shortcut)."""
-        perm = torch.randperm(len(x))
+        perm = torch.randperm(len(x), device=x.device)
         chunks = [self.k(c) for c in torch.tensor_split(x[perm], self.cfg.bn_splits)]
-        out = torch.empty(len(x), self.cfg.dim)
+        out = torch.empty(len(x), self.cfg.dim, device=x.device)
         out[perm] = torch.cat(chunks)
         return out
 
