@@ -213,12 +213,34 @@ def calibrate(rows: list[dict], limits, quantiles=(0.0, 0.002, 0.005, 0.01, 0.01
     return out
 
 
+def _pooled_calibration(cvs: list[Path], folds: list[int]) -> int:
+    """Floors at quantiles of several CV draws' pooled confidences, and what they do to each draw."""
+    from dataclasses import replace
+
+    from partus.quality import DEFAULT_LIMITS
+
+    rows = {d.name: collect(d, folds) for d in cvs}
+    fields = ("min_confidence", "min_peak", "min_dsnt_mass", "max_aop_spread")
+    for c in calibrate([r for rs in rows.values() for r in rs], DEFAULT_LIMITS):
+        lim = replace(DEFAULT_LIMITS, **{k: c[k] for k in fields})
+        print("pooled floors:", json.dumps({"q": c["q"], **{k: c[k] for k in fields}}))
+        for name, rs in rows.items():
+            f = figures(rs, lim, per_fold=False)
+            print(f"  {name}: flagged {f['plain']['flagged']:.1%} plain / {f['shift_mean']['flagged']:.1%} shifted, "
+                  f"kept {f['plain']['aop_mae_kept']:.2f} vs flagged {f['plain']['aop_mae_flagged']:.2f} deg, proxies "
+                  f"refused {json.dumps({k: round(v, 2) for k, v in f['negatives_refused'].items()})}")  # fmt: skip
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-minutes", type=float, help="Wall time of `partus train configs/multitask.yaml`.")
     ap.add_argument("--cv", type=Path, nargs="+", default=[CV_DIR],
                     help="The cross-validation folder (foldK/checkpoints); with --calibrate-only several folders "
                          "of the same split (e.g. seeds) make each fold's prediction their ONNX ensemble.")  # fmt: skip
+    ap.add_argument("--pooled", action="store_true",
+                    help="With --calibrate-only and several --cv folders (draws of one config): calibrate "
+                         "on their pooled rows instead of ensembling them; print each one's figures.")  # fmt: skip
     ap.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the stored results.")
     ap.add_argument("--calibrate-only", action="store_true", help="Print the calibration table and stop.")
     ap.add_argument(
@@ -244,6 +266,8 @@ def main() -> int:
     folds = [k for k in range(5) if all((d / f"fold{k}" / "shift.npz").is_file() for d in args.cv)]  # finished
     if len(args.cv) > 1 and not args.calibrate_only:
         ap.error("several --cv folders (an ensemble) are for --calibrate-only: the shipped model is one network")
+    if args.calibrate_only and args.pooled:
+        return _pooled_calibration(args.cv, folds)
     if args.calibrate_only:
         rows = collect(args.cv if len(args.cv) > 1 else args.cv[0], folds)
         for c in calibrate(rows, DEFAULT_LIMITS):
