@@ -26,6 +26,7 @@ from partus.data.shift import mirror
 from partus.errors import InputError
 from partus.export import export_onnx, read_metadata
 from partus.predict import Predictor
+from partus.quality import DEFAULT_LIMITS
 from partus.train.fit import fit
 
 HEADS = {"seg": "segmentation", "heatmap": "heatmap", "dsnt": "dsnt"}
@@ -107,7 +108,7 @@ def test_auto_orientation_uses_the_head(trained, image):
     info = m.extras["orientation"]
     assert info["decided_by"] == "orientation head"
     assert 0.0 <= info["p_mirrored"] <= 1.0
-    assert info["display"] == ("mirrored" if info["p_mirrored"] > 0.5 else "standard")
+    assert info["display"] == ("mirrored" if info["p_mirrored"] > DEFAULT_LIMITS.mirror_threshold else "standard")
     with torch.inference_mode():  # the ONNX head agrees with the torch model
         x = torch.from_numpy(image[None, None].astype(np.float32) / 255)
         ref = torch.sigmoid(res.module.model.eval()(x)["cls"][0, 0]).item()
