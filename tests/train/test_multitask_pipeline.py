@@ -138,7 +138,7 @@ class _RuleNet(nn.Module):
         sm = F.avg_pool2d(x, 5, stride=1, padding=2)
         heat = torch.cat([12 * sm * self.ramp - 6, 12 * sm * (1 - self.ramp) - 6, 10 * sm - 5], 1)
         dsnt = torch.cat([6 * sm + 2 * self.ramp, 6 * sm, 4 * sm * self.ramp], 1)
-        cls = 400 * (ps * (self.ramp - 0.5)).mean(dim=(2, 3))  # PS on the right: mirrored
+        cls = 2000 * (ps * (self.ramp - 0.5)).mean(dim=(2, 3))  # PS on the right: mirrored
         return seg, heat, dsnt, cls
 
 
@@ -212,7 +212,8 @@ def test_auto_orientation_follows_the_head(rule_model):
     info = [r.measurement.extras["orientation"] for r in auto]
     assert [i["display"] for i in info] == ["standard", "mirrored"]
     assert all(i["decided_by"] == "orientation head" for i in info)
-    assert info[0]["p_mirrored"] < 0.5 < info[1]["p_mirrored"] and all(0 <= i["p_mirrored"] <= 1 for i in info)
+    t = DEFAULT_LIMITS.mirror_threshold
+    assert info[0]["p_mirrored"] < t < info[1]["p_mirrored"] and all(0 <= i["p_mirrored"] <= 1 for i in info)
     for got, ref in zip(auto, given, strict=True):
         np.testing.assert_allclose(got.measurement.landmarks.to_array(), ref.measurement.landmarks.to_array(),
                                    atol=1e-9)  # fmt: skip
