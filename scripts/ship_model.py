@@ -266,6 +266,8 @@ def main() -> int:
     folds = [k for k in range(5) if all((d / f"fold{k}" / "shift.npz").is_file() for d in args.cv)]  # finished
     if len(args.cv) > 1 and not args.calibrate_only:
         ap.error("several --cv folders (an ensemble) are for --calibrate-only: the shipped model is one network")
+    if args.pooled and not args.calibrate_only:
+        ap.error("--pooled is for --calibrate-only")
     if args.calibrate_only and args.pooled:
         return _pooled_calibration(args.cv, folds)
     if args.calibrate_only:
@@ -280,6 +282,7 @@ def main() -> int:
     if args.figures_only:  # the shipped file stays; its figures are recomputed with today's inference code
         stored = json.loads((WEIGHTS / "heldout_onnx.json").read_text())
         shipped, plane = stored["shipped"], stored.get("plane")
+        shipped["limits"] = dict(vars(DEFAULT_LIMITS))  # the limits these figures are computed with
     else:
         if args.train_minutes is None:
             ap.error("--train-minutes is required (the measured wall time of the all-data training)")

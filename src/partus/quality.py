@@ -60,8 +60,8 @@ class QualityLimits:
     mirror_threshold : float
         P(mirrored) from a model's orientation head above which ``orientation="auto"`` measures a scan as a
         mirrored display (canonicalised). A false flip and a missed mirrored display both measure the anatomy
-        the wrong way round; 0.8 made the fewest of both on the held-out blocks of two CV draws, plain and
-        shifted, in either display (``scripts/orientation_threshold.py``; 0.5 made 31 % more).
+        the wrong way round; 0.8 made the fewest of both on the held-out blocks of two CV draws pooled, plain
+        and shifted, in either display (``scripts/orientation_threshold.py``; 0.5 made 31 % more).
     max_echo_free : float
         Largest share of a predicted structure's pixels that may be echo-free (gray level <= 3). A
         structure drawn over a blank region (outside the ultrasound sector, or nothing in view) is a
