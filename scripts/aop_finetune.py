@@ -28,6 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from ema_pair import row  # noqa: E402  (the same summary row as the weight-averaging pair)
 from shift_sweep import pool_job  # noqa: E402
 
 from partus.config import Config  # noqa: E402
@@ -65,12 +66,6 @@ def run_fold_arm(fold: Path, arm: str, out: Path, records, a: argparse.Namespace
     rep, told = shift_evaluation(module, res.val_records, [index[r.name] for r in res.val_records], cfg)
     save_shift(out / DONE, rep, told)
     print(f"{fold.name} {arm}: plain AoP MAE {rep['plain']['aop_mae']:.2f} ({res.seconds / 60:.1f} min)", flush=True)
-
-
-def row(rep: dict) -> dict:
-    return {"plain_aop": rep["plain"]["aop_mae"], "plain_mre": rep["plain"]["mre"],
-            "shift_aop": rep["shift_mean"]["aop_mae"], "mirrored_aop": rep["mirrored"]["aop_mae"],
-            "bands": {b["band"]: (b["mae"], b["bias"]) for b in rep["plain"]["bands"]}}  # fmt: skip
 
 
 def main() -> None:
