@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from partus.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, app
 from partus.io import read_label_map, read_predictions_csv
-from partus.predict import Predictor, load_model
+from partus.predict import DEFAULT_MODELS, Predictor, load_model
+from partus.refine import refiner_path
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "partus" / "samples" / "psfhs"
 runner = CliRunner()
@@ -117,7 +118,8 @@ def test_submission_runs_on_its_own(tmp_path):
     res = _run("submission", "--out", out)
     assert res.exit_code == EXIT_OK, res.output
     assert (out / "model.py").is_file()
-    assert sorted(p.name for p in out.glob("*.onnx")) == ["model.onnx"]
+    refiner = ["model.refiner.onnx"] if refiner_path(DEFAULT_MODELS[0]).is_file() else []  # goes with the network
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["model.onnx", *refiner]
     assert not (out / "partus" / "train").exists()  # inference code only
     code = f"""
 import sys; sys.path.insert(0, {str(out)!r})

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import InputError
 
-__all__ = ["Config", "load_config", "save_config"]
+__all__ = ["Config", "RefineConfig", "load_config", "save_config"]
 
 
 class _Strict(BaseModel):
@@ -161,6 +161,28 @@ class DecodeConfig(_Strict):
     tta_flip: bool = False
 
 
+class RefineConfig(_Strict):
+    """The symphysis refiner (:mod:`partus.refine`), trained after the network by ``partus train``."""
+
+    #: 0: no refiner.
+    epochs: int = Field(0, ge=0)
+    features: int = Field(8, ge=1)
+    output_stride: Literal[1, 2, 4] = 2
+    #: The scan is resized to ``work x work`` and a ``crop x crop`` window around the symphysis is refined.
+    work: int = Field(256, ge=32)
+    crop: int = Field(96, ge=32, multiple_of=16)
+    #: Training windows: centre moved by N(0, jitter) px (working pixels), scale 1 +- scale, turn +- rotate_deg.
+    jitter: float = Field(6.0, ge=0)
+    scale: float = Field(0.15, ge=0, lt=1)
+    rotate_deg: float = Field(15.0, ge=0)
+    lr: float = Field(2.0e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    #: DSNT regulariser's Gaussian (grid pixels).
+    sigma: float = Field(1.0, gt=0)
+    #: Landmark indices the refined points replace (0 PS1, 1 PS2).
+    refines: list[Literal[0, 1]] = Field(default_factory=lambda: [0], min_length=1)
+
+
 class Config(_Strict):
     name: str = "default"
     description: str = ""
@@ -170,6 +192,7 @@ class Config(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     semi: SemiConfig = Field(default_factory=SemiConfig)
+    refine: RefineConfig = Field(default_factory=RefineConfig)
     #: Folder the relative data paths are resolved against (the config file's folder); not saved.
     base_dir: str = Field(default=".", exclude=True)
 

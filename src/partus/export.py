@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["export_onnx", "open_model", "read_metadata"]
+__all__ = ["export_onnx", "open_model", "read_metadata", "write_onnx"]
 
 METADATA_KEY = "partus"
 
@@ -47,13 +47,8 @@ def export_onnx(
     RuntimeError
         If ONNX Runtime disagrees with torch by more than ``atol``.
     """
-    import onnx
-    import onnxruntime as ort
-    import torch
-
     from . import __version__
     from .conventions import LANDMARKS
-    from .io import atomic_path
     from .train.module import LandmarkModule
 
     module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")
@@ -87,6 +82,35 @@ def export_onnx(
         traced = _tuple_outputs(model, names)
     else:
         traced = model
+    written = write_onnx(traced, names, size, model.required_divisor, meta, out, atol=atol, cls_atol=cls_atol,
+                         opset=opset, seed=seed)  # fmt: skip
+    from .refine import refiner_path
+    from .train.refine import FILE, export_refiner
+
+    refiner_path(out).unlink(missing_ok=True)  # never leave another network's refiner beside this one
+    refiner = None
+    ckpt = Path(checkpoint)
+    if ckpt.parent.name == "checkpoints":  # RUN/checkpoints/X.ckpt, or RUN/finetuneK/checkpoints/X.ckpt
+        run = ckpt.parent.parent
+        runs = (run, run.parent) if run.name.startswith("finetune") else (run,)
+        refiner = next((d / FILE for d in runs if (d / FILE).is_file()), None)
+    if refiner is not None:  # the run's symphysis refiner goes beside the network
+        written["refiner"] = export_refiner(refiner, refiner_path(out))
+    return written
+
+
+def write_onnx(
+    traced, names: list[str], size: int, divisor: int, meta: dict[str, Any], out: str | Path, *,
+    atol: float = 1e-4, cls_atol: float = 1e-2, opset: int = 17, seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """Export ``traced`` (outputs ``names``; ``cls`` is image-level) with ``meta``, atomically, after checking
+    ONNX Runtime against torch at ``size`` and at another size (dynamic height/width)."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from .io import atomic_path
+
     x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(seed))
     out = Path(out)
     with atomic_path(out) as tmp, warnings.catch_warnings():
@@ -102,7 +126,7 @@ def export_onnx(
         onnx.save(proto, str(tmp))
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         worst = 0.0
-        other = size + model.required_divisor * 2
+        other = size + divisor * 2
         for shape in ((2, 1, size, size), (1, 1, other, size)):
             inp = torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 1))
             with torch.inference_mode():

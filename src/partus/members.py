@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .decode import decode_heatmaps, to_image_coords
+from .errors import InputError
 from .export import open_model
+from .refine import Refiner, refiner_path
 
-__all__ = ["OnnxModel"]
+__all__ = ["OnnxModel", "activate"]
 
 
 class OnnxModel:
@@ -21,11 +23,14 @@ class OnnxModel:
 
     A single-task model has one dense output (``kind`` heatmap, dsnt or segmentation); a multitask model
     has one per head (``heads``: name -> kind) and image-level ``cls`` logits named by ``cls_names``.
+    ``refiner`` is its symphysis refiner (:mod:`partus.refine`, ``NAME.refiner.onnx`` beside it) or None.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int, spinning: bool = False):
         self.path = Path(path)
         self.session, self.meta = open_model(self.path, threads=threads, spinning=spinning)
+        if self.meta.get("kind") == "refiner":
+            raise InputError(self.path, "a symphysis refiner, not a network: pass the network it sits beside")
         self.kind: str = self.meta["kind"]
         self.size: int = int(self.meta["input_size"])
         self.anatomical = self.meta.get("flip_policy") == "anatomical"
@@ -34,6 +39,10 @@ class OnnxModel:
         self.outputs = [o.name for o in self.session.get_outputs()]
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.id = f"{self.meta['config']}@{digest[:12]}"
+        beside = refiner_path(self.path)  # the network's symphysis refiner, when it was trained with one
+        self.refiner = Refiner(beside, threads, spinning) if beside.is_file() else None
+        if self.refiner is not None:  # refined and unrefined outputs of one network are told apart
+            self.id += f"+refiner@{hashlib.sha256(beside.read_bytes()).hexdigest()[:12]}"
 
     def __call__(self, x: np.ndarray, tta_flip: bool) -> dict[str, np.ndarray]:
         """Activated outputs by name: dense heads (probabilities / sigmoid maps) and ``cls`` (sigmoid)."""
@@ -55,7 +64,7 @@ class OnnxModel:
 
     def _activated(self, x: np.ndarray) -> dict[str, np.ndarray]:
         raw = dict(zip(self.outputs, self.session.run(None, {"image": x}), strict=True))
-        out = {name: _activate(raw[name].astype(np.float32), kind) for name, kind in self.heads.items()}
+        out = {name: activate(raw[name].astype(np.float32), kind) for name, kind in self.heads.items()}
         if "cls" in raw:
             out["cls"] = 1.0 / (1.0 + np.exp(-raw["cls"].astype(np.float64)))
         return out
@@ -81,7 +90,7 @@ class OnnxModel:
         return to_image_coords(xy, grid, size), np.asarray(conf, float)
 
 
-def _activate(logits: np.ndarray, kind: str) -> np.ndarray:
+def activate(logits: np.ndarray, kind: str) -> np.ndarray:
     if kind == "segmentation":
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)

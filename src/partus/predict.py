@@ -34,6 +34,7 @@ from .measurement import Landmarks, Measurement
 from .members import OnnxModel
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
+from .refine import SUFFIX as REFINER_SUFFIX
 
 __all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure", "model_files"]
 
@@ -70,7 +71,7 @@ def _named(conf: np.ndarray) -> dict[str, float]:
 def model_files(path: str | os.PathLike) -> list:
     """A model file, or the ``.onnx`` files of a folder (e.g. one written by ``partus adapt``), sorted."""
     if os.path.isdir(path):
-        found = sorted(str(p) for p in Path(path).glob("*.onnx"))
+        found = sorted(str(p) for p in Path(path).glob("*.onnx") if not p.name.endswith(REFINER_SUFFIX))
         if not found:
             raise InputError(path, "the folder holds no .onnx model")
         return found
@@ -249,6 +250,9 @@ class Predictor:
         spread = None
         from_heads = False
         fused = fuse_landmarks(points, weights, FUSION) if points else None
+        refiners = [m.refiner for m in self.models if m.refiner is not None]
+        if fused is not None and refiners:  # a second look at the symphysis (partus.refine), members averaged
+            fused = np.mean([r([canon], [fused])[0] for r in refiners], axis=0)
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
             if not result.ok and fused is not None:  # but the landmark heads' points are reported, flagged

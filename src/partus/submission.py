@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .errors import InputError
 from .predict import DEFAULT_MODELS, Predictor
+from .refine import refiner_path
 
 __all__ = ["write_submission"]
 
@@ -38,6 +39,7 @@ _VENDORED = [
     "members.py",
     "preprocess.py",
     "quality.py",
+    "refine.py",
     "py.typed",
     "io/*.py",
 ]
@@ -108,6 +110,8 @@ def write_submission(
         names = [f"model{i}.onnx" if len(sources) > 1 else "model.onnx" for i in range(len(sources))]
         for src, name in zip(sources, names, strict=True):
             shutil.copyfile(src, build / name)
+            if refiner_path(src).is_file():  # the network's symphysis refiner goes beside it
+                shutil.copyfile(refiner_path(src), refiner_path(build / name))
         package = Path(__file__).parent
         for src in sorted(f for pattern in _VENDORED for f in package.glob(pattern)):
             dst = build / "partus" / src.relative_to(package)

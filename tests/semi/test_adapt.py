@@ -21,6 +21,7 @@ from partus.members import OnnxModel
 from partus.models import create_model
 from partus.predict import DEFAULT_MODELS, Predictor
 from partus.preprocess import resize_image, to_input
+from partus.refine import refiner_path
 from partus.train.adapt import AdaptConfig, adapt, load_trainable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,6 +69,10 @@ def test_adapt_end_to_end(site, tmp_path):
     # the adapted model: a folder usable as --model, with the plane head, measuring the scans
     adapted = Predictor(tmp_path)
     assert adapted.has_plane and adapted.has_orientation
+    shipped_refiner = refiner_path(DEFAULT_MODELS[0])  # the symphysis refiner goes with the network, unchanged
+    assert (adapted.models[0].refiner is not None) == shipped_refiner.is_file()
+    if shipped_refiner.is_file():
+        assert refiner_path(tmp_path / "multitask.onnx").read_bytes() == shipped_refiner.read_bytes()
     after = [adapted.predict_one(s.image).measurement for s in site]
     assert report["after"]["measured"] == sum(m.ok for m in after)
     ok = [(a, b) for a, b in zip(first, after, strict=True) if a.ok and b.ok]

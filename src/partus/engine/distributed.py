@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.tables import PredictionRow
 from ..io.writers import _as_row
+from ..refine import SUFFIX as REFINER_SUFFIX
 from .units import Unit, measurement_rows, predict_units
 
 INSTALL_HINT = 'the Ray engine needs Ray: pip install "partus[ray]"'
@@ -55,8 +56,9 @@ class _Worker:
         self._dir = tempfile.TemporaryDirectory(prefix="partus-model-")
         paths = []
         for name, data in blobs:
-            paths.append(Path(self._dir.name) / name)
-            paths[-1].write_bytes(data)
+            (Path(self._dir.name) / name).write_bytes(data)
+            if not name.endswith(REFINER_SUFFIX):  # a refiner is loaded with the network beside it
+                paths.append(Path(self._dir.name) / name)
         self.predictor = Predictor(paths, threads=1, spinning=False, tta_flip=tta_flip)
         self.batch_size, self.opts = batch_size, opts
         self.worker = f"{ray.get_runtime_context().get_node_id()[:8]}:{os.getpid()}"
@@ -126,12 +128,14 @@ def run_ray(
     if not units:
         return
     from ..predict import DEFAULT_MODELS, model_files
+    from ..refine import refiner_path
 
     paths = [Path(m) for p in (models or DEFAULT_MODELS) for m in model_files(p)]
     for p in paths:
         if not p.is_file():
             raise InputError(p, "model file not found")
-    blobs = [(f"{i}_{p.name}", p.read_bytes()) for i, p in enumerate(paths)]
+    blobs = [(f"{i}_{q.name}", q.read_bytes()) for i, p in enumerate(paths)
+             for q in (p, refiner_path(p)) if q == p or q.is_file()]  # fmt: skip
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     own = _start(ray, address, workers)

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -133,9 +134,10 @@ def adapt(
     write ``DIR/multitask.onnx`` and the report; return the report. ``step(msg)`` announces each stage."""
     from ..config import Config
     from ..export import export_onnx
-    from ..io import atomic_write, write_json
-    from ..predict import Predictor
+    from ..io import atomic_path, atomic_write, write_json
+    from ..predict import DEFAULT_MODELS, Predictor
     from ..pseudo import pseudo_label, write_pseudo_labels
+    from ..refine import refiner_path
     from .adabn import recalibrate_bn
     from .fit import fit
     from .module import LandmarkModule
@@ -145,7 +147,8 @@ def adapt(
     cfg_a = config or AdaptConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "multitask.onnx").unlink(missing_ok=True)  # a refused or failed run must not leave an old model
+    for old in (out / "multitask.onnx", refiner_path(out / "multitask.onnx")):
+        old.unlink(missing_ok=True)  # a refused or failed run must not leave an old model
     say = step or (lambda msg: None)
     t0 = time.perf_counter()
     if not scans:
@@ -171,7 +174,7 @@ def adapt(
     tree = {**cfg_dict, "train": {**cfg_dict["train"], "max_steps": steps, "epochs": 100000, "lr": cfg_a.lr,
                                   "batch_size": cfg_a.batch_size, "seed": cfg_a.seed, "error_weighted": {"rounds": 0},
                                   "ema": 0.0},  # an average over ~500 steps would hardly leave the start
-            "semi": {}}  # fmt: skip
+            "semi": {}, "refine": {**cfg_dict.get("refine", {}), "epochs": 0}}  # fmt: skip
     tree["model"] = {**tree["model"], "encoder_weights": None}
     cfg = Config(**tree)
     if cfg_a.pretrain_minutes > 0:
@@ -197,6 +200,10 @@ def adapt(
     say("exporting")
     model_path = out / "multitask.onnx"
     export_onnx(ckpt_path, model_path)
+    base_refiner = refiner_path(base_onnx if base_onnx is not None else DEFAULT_MODELS[0])
+    if base_refiner.is_file():  # the symphysis refiner is not adapted: it goes with the network it refines
+        with atomic_path(refiner_path(model_path)) as tmp:
+            shutil.copyfile(base_refiner, tmp)
     say("measuring every scan with the adapted model")
     after = [p.measurement for p in Predictor(model_path).predict([s.image for s in scans])]
     _plot(out / "adapt_report.png", before, after)

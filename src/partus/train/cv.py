@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +18,14 @@ from ..config import Config
 from ..evaluate import evaluate_landmarks, evaluate_segmentation
 from ..geometry import measure_mask
 from ..io import atomic_path, atomic_write, write_json, write_predictions_csv
+from ..refine import SUFFIX, Refiner
 from ..report import write_report
 from ..robustness import jsonable, markdown_tables, pool, shift_aware_report, variant_metrics
 from .fit import FitResult, fit, load_records, split
 from .inference import predict, predict_oriented
 from .module import LandmarkModule
+from .refine import FILE as REFINER
+from .refine import export_refiner
 
 __all__ = ["cross_validate", "save_shift", "shift_evaluation"]
 
@@ -58,11 +64,15 @@ def cross_validate(
             rep, told_k = _fold_shift(res, out / f"fold{k}", [index[r.name] for r in res.val_records], cfg)
             shift_reports.append(rep)
             told.append(told_k)
+        images = [r.image for r in res.val_records]
         p, _, m = predict(
-            res.module.model, [r.image for r in res.val_records], input_size=cfg.data.input_size,
+            res.module.model, images, input_size=cfg.data.input_size,
             method=cfg.decode.method, sigma=cfg.data.sigma, tta_flip=cfg.decode.tta_flip,
             anatomical=cfg.data.augment.flip_policy == "anatomical",
         )  # fmt: skip
+        with fold_refiner(out / f"fold{k}") as refiner:
+            if refiner is not None:
+                p = np.stack(refiner(images, list(p)))
         for r, pts, mask in zip(res.val_records, p, m, strict=True):
             pred[index[r.name]] = pts
             masks[index[r.name]] = mask
@@ -108,11 +118,13 @@ def cross_validate(
     return json.loads(json.dumps(summary, default=str))
 
 
-def shift_evaluation(module: LandmarkModule, val, indices: list[int], cfg: Config) -> tuple[dict, tuple]:
+def shift_evaluation(module: LandmarkModule, val, indices: list[int], cfg: Config, refiner=None) -> tuple[dict, tuple]:
     """One fold's shift-aware report, plus (pred, gt, P(mirrored) on the plain scans) for mirrored scans
-    measured with the orientation given (``mirrored``), the anatomical upper bound of canonicalisation."""
+    measured with the orientation given (``mirrored``), the anatomical upper bound of canonicalisation.
+    ``refiner``: the fold's symphysis refiner (:class:`partus.refine.Refiner`), when it has one."""
     model = module.model
-    kw = {"input_size": cfg.data.input_size, "method": cfg.decode.method, "sigma": cfg.data.sigma}
+    kw = {"input_size": cfg.data.input_size, "method": cfg.decode.method, "sigma": cfg.data.sigma,
+          "refiner": refiner}  # fmt: skip
     default = "auto" if model.kind == "multitask" else "standard"
     images = [r.image for r in val]
     gt = np.stack([r.points for r in val])
@@ -135,14 +147,28 @@ def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> t
     from ..robustness import summarise
 
     cache = out / "shift.npz"
-    if cache.is_file() and cache.stat().st_mtime >= Path(res.checkpoint).stat().st_mtime:
+    deps = [Path(res.checkpoint), *([out / REFINER] if (out / REFINER).is_file() else [])]
+    if cache.is_file() and cache.stat().st_mtime >= max(d.stat().st_mtime for d in deps):
         z = np.load(cache)
         variants = [k[5:] for k in z.files if k.startswith("pred_")]
         raw = {v: (z[f"pred_{v}"], z[f"gt_{v}"], None) for v in variants}
         return summarise(raw), (z["told_pred"], z["told_gt"], z["p_mirror"])
-    rep, told = shift_evaluation(res.module, res.val_records, indices, cfg)
+    with fold_refiner(out) as refiner:
+        rep, told = shift_evaluation(res.module, res.val_records, indices, cfg, refiner)
     save_shift(cache, rep, told)
     return rep, told
+
+
+@contextmanager
+def fold_refiner(fold_dir: Path) -> Iterator[Refiner | None]:
+    """The fold's symphysis refiner (``refiner.pt``) exported and loaded as the shipped path runs it, or None."""
+    if not (fold_dir / REFINER).is_file():
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"fold{SUFFIX}"
+        export_refiner(fold_dir / REFINER, path)
+        yield Refiner(path)
 
 
 def save_shift(path: Path, rep: dict, told: tuple) -> None:

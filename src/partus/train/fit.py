@@ -20,6 +20,8 @@ from ..data.records import PSEUDO, Record, load_iugc2025, load_phantoms, load_ps
 from ..data.splits import block_kfold, group_kfold
 from ..errors import InputError
 from .module import LandmarkModule
+from .refine import FILE as REFINER
+from .refine import refiner_done, save_refiner, train_refiner
 
 __all__ = ["FitResult", "fit", "load_pseudo_labels", "load_records", "split"]
 
@@ -175,6 +177,9 @@ def fit(
             warnings.warn("semi.pseudo_root joins every fold's training scans: make sure none of its scans is a "
                           "copy or a clip-mate of a validation scan", stacklevel=2)  # fmt: skip
     module = LandmarkModule(cfg.model_dump(mode="json"))
+    if cfg.refine.epochs and module.model.kind == "segmentation":
+        raise InputError("refine.epochs", "a refiner replaces fused landmarks; a segmentation model's come from "
+                         "its mask by the official rule")  # fmt: skip
     if init is not None:
         module.model.load_state_dict(init)
     elif cfg.model.encoder_weights:
@@ -202,6 +207,9 @@ def fit(
                                progress=progress, num_nodes=num_nodes)  # fmt: skip
             trainer.fit(module, train_dl, val_dl)
             epochs += trainer.current_epoch
+    if cfg.refine.epochs and trainer.global_rank == 0 and not (resume and refiner_done(out / REFINER, cfg.refine)):
+        net = train_refiner(train, cfg.refine, cfg.data.augment, seed=cfg.train.seed, log=print if progress else None)
+        save_refiner(net, cfg.refine, out / REFINER, cfg.name)  # the symphysis refiner, on the same scans
     seconds = time.perf_counter() - start
     checkpoint = _best(stage, bool(val))
     module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")

@@ -5,7 +5,7 @@ pixels, with optional horizontal-flip test-time augmentation; a multitask networ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -146,13 +146,19 @@ def _mirror_points(pts: np.ndarray, widths: Sequence[int]) -> np.ndarray:
 
 @torch.inference_mode()
 def predict_oriented(
-    model: torch.nn.Module, images: Sequence[np.ndarray], *, orientation: str = "auto", **kw
+    model: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    *,
+    orientation: str = "auto",
+    refiner: Callable[[list, list], list] | None = None,
+    **kw,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Anatomical landmarks ``(N, 3, 2)`` on scans of either display orientation, and P(mirrored) ``(N,)``.
 
     ``standard``: the scans are measured as given. ``mirrored``: each scan is mirrored back, measured,
     and its points mirrored again (identities kept). ``auto`` (multitask models): the orientation head
-    decides per scan (P(mirrored) > 0.5). Other keywords as :func:`predict`.
+    decides per scan (P(mirrored) > 0.5). ``refiner`` (a :class:`partus.refine.Refiner`) refines the points
+    in the usual display, as the shipped path does. Other keywords as :func:`predict`.
     """
     images = list(images)
     n = len(images)
@@ -172,8 +178,14 @@ def predict_oriented(
         raise ValueError(f"orientation must be 'auto', 'standard' or 'mirrored', got {orientation!r}")
     if pts is None:
         pts = np.full((n, 3, 2), np.nan)
+    keep = np.flatnonzero(~flip)
+    if refiner is not None and keep.size:
+        pts[keep] = refiner([images[i] for i in keep], list(pts[keep]))
     idx = np.flatnonzero(flip)
     if idx.size:  # mirrored displays: measured mirrored back, points mapped back (identities kept)
-        again = predict(model, [np.ascontiguousarray(images[i][:, ::-1]) for i in idx], **kw)[0]
+        back = [np.ascontiguousarray(images[i][:, ::-1]) for i in idx]
+        again = predict(model, back, **kw)[0]
+        if refiner is not None:
+            again = np.stack(refiner(back, list(again)))
         pts[idx] = _mirror_points(again, [images[i].shape[1] for i in idx])
     return pts, p_mirror
