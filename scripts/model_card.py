@@ -22,6 +22,47 @@ def _per_fold_table(h: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _refiner_row(r: dict | None) -> str:
+    if not r:
+        return ""
+    m = r["meta"]
+    return (f"| `{r['file']}` | symphysis refiner: `dsnt_unet` {m['model_kwargs']}, {m['crop']}-px window of the scan at "
+            f"{m['work']} px | `{r['command']}` | {r['minutes']:.1f} min | "
+            f"{r['kb']:.0f} kB | `{r['sha']}` | {m['max_abs_diff']:.1e} |\n")  # fmt: skip
+
+
+def _refiner_bullet(r: dict | None) -> str:
+    if not r:
+        return ""
+    return """- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the AoP
+  vertex. The scan is resized to {work} px, a {crop}-px window is cut around the fused symphysis midpoint,
+  and a small DSNT U-Net re-locates PS1 there (PS2 and FH1 stay the network's; HSD follows PS1). Trained on
+  the same scans with jittered, scaled and turned windows (`refine:` in the config); it is applied in the
+  usual display, after the orientation decision. Why: `benchmarks/ACCURACY.md`, "A second look at the
+  symphysis".
+""".format(work=r["meta"]["work"], crop=r["meta"]["crop"])
+
+
+def _refiner_commands(s: dict) -> str:
+    if not s.get("refiner"):
+        return ""
+    return (
+        "# with refine.epochs in the config, the two commands above train the refiners too; this release's\n"
+        "# were added to networks trained before, on the same training scans:\n"
+        "python scripts/ps_refine.py --cv runs/sweep/mt_ema_blocks --out runs/sweep/mt_ema_refine_blocks"
+        "   # fold refiners\n" + s["refiner"]["command"] + "   # the shipped refiner\n"
+    )
+
+
+def _refiner_args(r: dict | None) -> str:
+    if not r:
+        return ""
+    return (
+        f" \\\n    --cv runs/sweep/mt_ema_refine_blocks --refiner runs/multitask_ema/all/refiner.pt "
+        f"--refiner-minutes {r['minutes']:.1f}"
+    )
+
+
 def _card(s: dict, h: dict, version: str) -> str:
     from partus.robustness import markdown_tables
 
@@ -36,7 +77,7 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
 | file | network | trained by | training time (2-core CPU) | size | sha256 | ONNX vs torch |
 |---|---|---|---|---|---|---|
 | `{s["file"]}` | `{meta["model"]}` {meta["model_kwargs"]}, {meta["input_size"]}-px input | `partus train configs/{s["config"]}.yaml` | {s["minutes"]:.1f} min | {s["mb"]:.1f} MB | `{s["sha"]}` | {meta["max_abs_diff"]:.1e} |
-
+{_refiner_row(s.get("refiner"))}
 - A **MobileNetV2 encoder** (ImageNet initialisation) and a U-Net decoder shared by four heads:
   PS/FH **segmentation** (masks -> official landmark rule, HSD, structure checks), landmark **heatmaps**
   (DARK sub-pixel decoding, paper 3), **DSNT** coordinate maps (paper 4) and an image-level
@@ -51,7 +92,7 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
   {s["limits"]["mirror_threshold"]:g}, the scan is mirrored back, measured, and its landmarks mapped back with
   their anatomical identity; the decision is in `extras["orientation"]`. The landmark heads were trained
   on the usual display only (mirrored training scans teach only the orientation head).
-- `multitask.pt` holds the same network's weights for training (float32, with its config):
+{_refiner_bullet(s.get("refiner"))}- `multitask.pt` holds the same network's weights for training (float32, with its config):
   `partus adapt` starts from it (new BatchNorm statistics; optional fine-tuning). Inference never
   reads it.
 
@@ -78,7 +119,7 @@ partus train configs/{s["config"]}.yaml --out runs/multitask_ema/all
 python scripts/sweep.py --only mt_ema_blocks --parallel 1 --no-onnx --set train.threads=2
 python scripts/plane_head.py --cv runs/sweep/mt_ema_blocks --final runs/multitask_ema/all/checkpoints/last.ckpt \\
     --out runs/plane_ema
-python scripts/ship_model.py --train-minutes {s["minutes"]:.1f}
+{_refiner_commands(s)}python scripts/ship_model.py --train-minutes {s["minutes"]:.1f}{_refiner_args(s.get("refiner"))}
 ```
 
 ## Accuracy: shift-aware cross-validation through the shipped inference path (5 blocks; folds {h["folds"]} evaluated)

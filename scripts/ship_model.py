@@ -55,12 +55,35 @@ def final_checkpoint(fold_dir: Path) -> Path:
     return max(rounds, key=lambda p: int(p.parts[-3][8:])) if rounds else fold_dir / "checkpoints" / "last.ckpt"
 
 
+def ship_refiner(source: Path, minutes: float) -> dict:
+    """Export the refiner ``source`` beside the shipped network; what the model card says of it."""
+    from partus.refine import refiner_path
+    from partus.train.refine import export_refiner
+
+    target = refiner_path(WEIGHTS / FILE)
+    meta = export_refiner(source, target)
+    data = target.read_bytes()
+    where = source.parent.relative_to(REPO) if source.parent.is_relative_to(REPO) else source.parent
+    command = f"python scripts/ps_refine.py --all --out {where}"
+    return {"file": target.name, "meta": meta, "sha": hashlib.sha256(data).hexdigest(), "kb": len(data) / 1024,
+            "minutes": minutes, "command": command}  # fmt: skip
+
+
+def finished(fold_dir: Path) -> bool:
+    """A fold whose training ended (``fold.json``, written by ``partus cv`` and ``sweep.py``; ``shift.npz`` when
+    only the shift evaluation's output is left)."""
+    return (fold_dir / "fold.json").is_file() or (fold_dir / "shift.npz").is_file()
+
+
 def _inference_fingerprint() -> str:
     """Changes with the inference code, so cached rows of an older fusion or verdict are not reused."""
     import partus
 
     src = Path(partus.__file__).parent
-    parts = [(src / f).read_bytes() for f in ("predict.py", "members.py", "decode.py", "quality.py", "geometry.py")]
+    parts = [
+        (src / f).read_bytes()
+        for f in ("predict.py", "members.py", "refine.py", "decode.py", "quality.py", "geometry.py")
+    ]
     return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
 
 
@@ -73,6 +96,7 @@ def collect(cv_dir: Path | list[Path], folds: list[int]) -> list[dict]:
     from partus.data.shift import SHIFTS, apply_shift, mirror
     from partus.export import export_onnx
     from partus.geometry import measure_mask
+    from partus.io import atomic_write
     from partus.predict import Predictor
     from partus.train.fit import load_records, split
 
@@ -86,9 +110,11 @@ def collect(cv_dir: Path | list[Path], folds: list[int]) -> list[dict]:
             ckpts = [final_checkpoint(d / f"fold{k}") for d in dirs]
             name = "ship_rows.pkl" if len(dirs) == 1 else f"ship_rows_{'+'.join(d.name for d in dirs)}.pkl"
             cache = dirs[0] / f"fold{k}" / name  # one fold's rows, reused while checkpoints and code stand
+            refiners = [p for d in dirs if (p := d / f"fold{k}" / "refiner.pt").is_file()]
+            key = fingerprint + "".join(hashlib.sha256(p.read_bytes()).hexdigest()[:8] for p in refiners)
             if cache.is_file() and cache.stat().st_mtime > max(c.stat().st_mtime for c in ckpts):
                 stored = pickle.loads(cache.read_bytes())
-                if isinstance(stored, dict) and stored.get("fingerprint") == fingerprint:
+                if isinstance(stored, dict) and stored.get("fingerprint") == key:
                     rows += stored["rows"]
                     continue
             first = len(rows)
@@ -123,7 +149,7 @@ def collect(cv_dir: Path | list[Path], folds: list[int]) -> list[dict]:
                         "gt_hsd": measure_mask(r.mask).hsd if v == "plain" else None,
                         "p_mirrored": (m.extras.get("orientation") or {}).get("p_mirrored"),
                     })  # fmt: skip
-            cache.write_bytes(pickle.dumps({"fingerprint": fingerprint, "rows": rows[first:]}))
+            atomic_write(cache, pickle.dumps({"fingerprint": key, "rows": rows[first:]}))
     return rows
 
 
@@ -242,11 +268,19 @@ def main() -> int:
                     help="With --calibrate-only and several --cv folders (draws of one config): calibrate "
                          "on their pooled rows instead of ensembling them; print each one's figures.")  # fmt: skip
     ap.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the stored results.")
+    ap.add_argument(
+        "--refiner",
+        type=Path,
+        help="A symphysis refiner (refiner.pt, partus.train.refine) to ship beside the network; "
+        "judge it with --cv of a CV folder whose folds carry refiners (scripts/ps_refine.py).",
+    )
+    ap.add_argument("--refiner-minutes", type=float, help="its measured training time (with --refiner)")
     ap.add_argument("--calibrate-only", action="store_true", help="Print the calibration table and stop.")
     ap.add_argument(
         "--figures-only",
         action="store_true",
-        help="Keep the shipped file; recompute its held-out figures (e.g. after an inference change).",
+        help="Keep the shipped network; recompute its held-out figures (e.g. after an inference change). With "
+        "--refiner, the refiner beside it is shipped or replaced first.",
     )
     args = ap.parse_args()
     from model_card import render
@@ -263,7 +297,7 @@ def main() -> int:
     from partus.quality import DEFAULT_LIMITS
     from partus.train.adapt import save_trainable
 
-    folds = [k for k in range(5) if all((d / f"fold{k}" / "shift.npz").is_file() for d in args.cv)]  # finished
+    folds = [k for k in range(5) if all(finished(d / f"fold{k}") for d in args.cv)]
     if len(args.cv) > 1 and not args.calibrate_only:
         ap.error("several --cv folders (an ensemble) are for --calibrate-only: the shipped model is one network")
     if args.pooled and not args.calibrate_only:
@@ -279,6 +313,15 @@ def main() -> int:
                                            "false_flips", "hsd_mae", "folds", "per_fold") if k in f},
                          indent=1, default=str))  # fmt: skip
         return 0
+    if args.refiner is not None:
+        args.refiner = args.refiner.resolve()
+        if not args.refiner.is_file() or args.refiner_minutes is None:
+            ap.error("--refiner needs an existing refiner.pt and --refiner-minutes (its measured training time)")
+    if not args.calibrate_only:  # the figures must describe what is shipped: refined folds for a refined model
+        stored = json.loads((WEIGHTS / "heldout_onnx.json").read_text()) if args.figures_only else {}
+        refined = args.refiner is not None or bool(stored.get("shipped", {}).get("refiner"))
+        if any((d / f"fold{k}" / "refiner.pt").is_file() != refined for d in args.cv for k in folds):
+            ap.error(f"every --cv fold needs a refiner.pt exactly when the shipped model has a refiner ({refined})")
     if args.figures_only:  # the shipped file stays; its figures are recomputed with today's inference code
         stored = json.loads((WEIGHTS / "heldout_onnx.json").read_text())
         shipped, plane = stored["shipped"], stored.get("plane")
@@ -290,15 +333,18 @@ def main() -> int:
         plane_ckpt = PLANE_DIR / "multitask_plane.ckpt"
         source = plane_ckpt if plane_ckpt.is_file() else FINAL
         meta = export_onnx(source, WEIGHTS / FILE)
+        meta.pop("refiner", None)  # a refiner of the run is shipped only when --refiner names it
         save_trainable(source, WEIGHTS / "multitask.pt")  # what partus adapt fine-tunes
         plane = json.loads((PLANE_DIR / "plane_head.json").read_text()) if plane_ckpt.is_file() else None
         for old in WEIGHTS.glob("*.onnx"):
             if old.name != FILE:
-                old.unlink()
+                old.unlink()  # a refiner of an earlier network too: --refiner ships one for this network
         data = (WEIGHTS / FILE).read_bytes()
         shipped = {"file": FILE, "config": CONFIG, "meta": meta, "sha": hashlib.sha256(data).hexdigest(),
                    "date": dt.date.today().isoformat(), "mb": len(data) / 2**20, "minutes": args.train_minutes,
                    "limits": {k: v for k, v in vars(DEFAULT_LIMITS).items()}}  # fmt: skip
+    if args.refiner is not None:
+        shipped["refiner"] = ship_refiner(args.refiner, args.refiner_minutes)
     rows = collect(args.cv[0], folds)
     for c in calibrate(rows, DEFAULT_LIMITS):
         print("calibration candidate:", json.dumps(c))

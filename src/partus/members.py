@@ -40,7 +40,7 @@ class OnnxModel:
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.id = f"{self.meta['config']}@{digest[:12]}"
         beside = refiner_path(self.path)  # the network's symphysis refiner, when it was trained with one
-        self.refiner = Refiner(beside, threads, spinning) if beside.is_file() else None
+        self.refiner = Refiner(beside, threads) if beside.is_file() else None  # never spins: it runs right after
         if self.refiner is not None:  # refined and unrefined outputs of one network are told apart
             self.id += f"+refiner@{hashlib.sha256(beside.read_bytes()).hexdigest()[:12]}"
 

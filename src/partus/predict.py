@@ -35,6 +35,7 @@ from .members import OnnxModel
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
 from .refine import SUFFIX as REFINER_SUFFIX
+from .refine import refiner_path
 
 __all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure", "model_files"]
 
@@ -100,8 +101,9 @@ class Predictor:
     limits : QualityLimits
         Thresholds of the quality verdict.
     spinning : bool, optional
-        Let ONNX Runtime's idle threads spin between runs. Default: only for a single model, where it cuts
-        one image's latency (~2 ms); concurrent callers (the web service) and ensembles run faster without.
+        Let ONNX Runtime's idle threads spin between runs. Default: only for a single model without a refiner,
+        where it cuts one image's latency (~2 ms); concurrent callers (the web service), ensembles and a
+        network followed by its refiner run faster without.
     """
 
     def __init__(
@@ -123,7 +125,9 @@ class Predictor:
         models = [m for p in models for m in model_files(p)]
         if not models:
             raise InputError("models", "no model given")
-        spin = len(models) == 1 if spinning is None else bool(spinning)
+        # one session alone spins; a second one (another member, or a network's refiner) would be starved by it
+        alone = len(models) == 1 and not refiner_path(models[0]).is_file()
+        spin = alone if spinning is None else bool(spinning)
         self.models = [OnnxModel(p, threads, spinning=spin) for p in models]
         sizes = {m.size for m in self.models}
         if len(sizes) > 1:  # one resize per image; ensembles share the input size

@@ -78,8 +78,11 @@ def test_a_folder_of_models(tmp_path):
     import shutil
 
     from partus.predict import DEFAULT_MODELS
+    from partus.refine import refiner_path
 
     shutil.copy(DEFAULT_MODELS[0], tmp_path / "a.onnx")
+    if refiner_path(DEFAULT_MODELS[0]).is_file():  # the network's refiner goes with it; it is not a member
+        shutil.copy(refiner_path(DEFAULT_MODELS[0]), refiner_path(tmp_path / "a.onnx"))
     p = Predictor(tmp_path)
     assert len(p.models) == 1 and p.models[0].path == tmp_path / "a.onnx"
     with warnings.catch_warnings():
