@@ -54,10 +54,11 @@ def cut(gray: np.ndarray, m: np.ndarray, crop: int) -> np.ndarray:
 
 
 def to_work(gray: np.ndarray, work: int) -> np.ndarray:
-    """The scan resized to ``work x work`` (its points follow :func:`partus.decode.to_grid_coords`)."""
-    if gray.shape == (work, work):
-        return gray
-    return cv2.resize(gray, (work, work), interpolation=cv2.INTER_AREA)
+    """The scan resized to ``work x work`` as the networks' input is (its points follow
+    :func:`partus.decode.to_grid_coords`)."""
+    from .preprocess import resize_image
+
+    return gray if gray.shape == (work, work) else resize_image(gray, work)
 
 
 class Refiner:

@@ -190,3 +190,13 @@ def test_torch_path_refines_in_the_usual_display():
     moved_m, _ = predict_oriented(model, shown, orientation="mirrored", refiner=refiner, **kw)
     np.testing.assert_allclose(moved_m[:, 0], base_m[:, 0] + [-1.0, 0.0])  # +x in the usual display
     np.testing.assert_array_equal(seen[-1][0], images[0])  # the refiner saw the scan mirrored back
+
+
+def test_a_rerun_without_a_refiner_removes_the_old_one(tmp_path):
+    base = ["train.epochs=1", "data.n_phantoms=8", "model.kwargs={features: 4}", *SETTINGS[1:]]
+    fit(load_config("configs/smoke.yaml", [*base, "refine.epochs=1"]), tmp_path, progress=False)
+    assert (tmp_path / "refiner.pt").is_file()
+    res = fit(load_config("configs/smoke.yaml", [*base, "refine.epochs=0"]), tmp_path, progress=False)
+    assert not (tmp_path / "refiner.pt").exists()
+    export_onnx(res.checkpoint, tmp_path / "m.onnx")
+    assert not refiner_path(tmp_path / "m.onnx").exists()

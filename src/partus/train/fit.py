@@ -21,7 +21,7 @@ from ..data.splits import block_kfold, group_kfold
 from ..errors import InputError
 from .module import LandmarkModule
 from .refine import FILE as REFINER
-from .refine import refiner_done, save_refiner, train_refiner
+from .refine import refiner_done, refiner_key, save_refiner, train_refiner
 
 __all__ = ["FitResult", "fit", "load_pseudo_labels", "load_records", "split"]
 
@@ -207,9 +207,14 @@ def fit(
                                progress=progress, num_nodes=num_nodes)  # fmt: skip
             trainer.fit(module, train_dl, val_dl)
             epochs += trainer.current_epoch
-    if cfg.refine.epochs and trainer.global_rank == 0 and not (resume and refiner_done(out / REFINER, cfg.refine)):
-        net = train_refiner(train, cfg.refine, cfg.data.augment, seed=cfg.train.seed, log=print if progress else None)
-        save_refiner(net, cfg.refine, out / REFINER, cfg.name)  # the symphysis refiner, on the same scans
+    annotated = [r for r in train if not r.name.startswith(PSEUDO)]  # the refiner learns annotations only
+    key = refiner_key(annotated, cfg)
+    if trainer.global_rank == 0 and not cfg.refine.epochs:
+        (out / REFINER).unlink(missing_ok=True)  # an earlier run's refiner must not ride along
+    elif trainer.global_rank == 0 and not (resume and refiner_done(out / REFINER, cfg.refine, key)):
+        net = train_refiner(annotated, cfg.refine, cfg.data.augment, seed=cfg.train.seed,
+                            log=print if progress else None)  # fmt: skip
+        save_refiner(net, cfg.refine, out / REFINER, cfg.name, key)  # the symphysis refiner, on the same scans
     seconds = time.perf_counter() - start
     checkpoint = _best(stage, bool(val))
     module = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu")

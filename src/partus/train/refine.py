@@ -25,7 +25,15 @@ from ..data.records import Record
 from ..decode import to_grid_coords
 from ..refine import crop_window, cut, map_points, to_work
 
-__all__ = ["build_refiner", "export_refiner", "load_refiner", "refiner_done", "save_refiner", "train_refiner"]
+__all__ = [
+    "build_refiner",
+    "export_refiner",
+    "load_refiner",
+    "refiner_done",
+    "refiner_key",
+    "save_refiner",
+    "train_refiner",
+]
 
 FILE = "refiner.pt"
 
@@ -96,18 +104,29 @@ def train_refiner(
     return net.eval()
 
 
-def save_refiner(net: torch.nn.Module, rc: RefineConfig, path: str | Path, config_name: str) -> None:
+def refiner_key(records: list[Record], cfg) -> str:
+    """What a refiner was trained on: the scans, the seed and the augmentation (a rerun that changes any of
+    them trains a new one)."""
+    import hashlib
+    import json
+
+    blob = json.dumps([sorted(r.name for r in records), cfg.train.seed, cfg.data.augment.model_dump(mode="json")])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_refiner(net: torch.nn.Module, rc: RefineConfig, path: str | Path, config_name: str, key: str = "") -> None:
     from ..io import atomic_path
 
     with atomic_path(Path(path)) as tmp:
-        torch.save({"state_dict": net.state_dict(), "refine": rc.model_dump(), "config": config_name}, tmp)
+        torch.save({"state_dict": net.state_dict(), "refine": rc.model_dump(), "config": config_name, "key": key}, tmp)
 
 
-def refiner_done(path: Path, rc: RefineConfig) -> bool:
-    """Whether ``path`` holds a refiner trained with the settings ``rc`` (a rerun keeps it)."""
+def refiner_done(path: Path, rc: RefineConfig, key: str) -> bool:
+    """Whether ``path`` holds a refiner trained with the settings ``rc`` on what ``key`` names (a rerun keeps it)."""
     if not path.is_file():
         return False
-    return torch.load(path, map_location="cpu", weights_only=True)["refine"] == rc.model_dump()
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return blob["refine"] == rc.model_dump() and blob.get("key") == key
 
 
 def load_refiner(path: str | Path) -> tuple[torch.nn.Module, RefineConfig, str]:
