@@ -2,8 +2,9 @@
 
 The AoP error is carried by the symphysis endpoints, PS1 (the vertex) most (benchmarks/ACCURACY.md, "Where
 the AoP error comes from"). A refiner is a small DSNT U-Net that sees a ``crop x crop`` window of the scan
-resized to ``work x work`` pixels, centred on the first estimate of the symphysis midpoint, and predicts
-PS1 and PS2 inside it; the landmarks named in its metadata (``refines``) replace the first estimate.
+resized to ``work x work`` pixels (as the networks' input is: :func:`partus.preprocess.resize_image`),
+centred on the first estimate of the symphysis midpoint, and predicts PS1 and PS2 inside it; the
+landmarks named in its metadata (``refines``) replace the first estimate.
 
 An exported refiner is ``NAME.refiner.onnx`` beside its network ``NAME.onnx`` (``partus export`` writes
 both); :class:`~partus.members.OnnxModel` loads it with the network, and model folders do not list it as
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from .decode import decode_heatmaps, to_grid_coords, to_image_coords
+from .preprocess import resize_image
 
 __all__ = ["SUFFIX", "Refiner", "crop_window", "cut", "map_points", "refiner_path"]
 
@@ -51,14 +53,6 @@ def map_points(m: np.ndarray, points) -> np.ndarray:
 def cut(gray: np.ndarray, m: np.ndarray, crop: int) -> np.ndarray:
     """The ``crop x crop`` window of ``gray`` that ``m`` (scan -> crop pixels) describes; black outside."""
     return cv2.warpAffine(gray, m, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-
-
-def to_work(gray: np.ndarray, work: int) -> np.ndarray:
-    """The scan resized to ``work x work`` as the networks' input is (its points follow
-    :func:`partus.decode.to_grid_coords`)."""
-    from .preprocess import resize_image
-
-    return gray if gray.shape == (work, work) else resize_image(gray, work)
 
 
 class Refiner:
@@ -93,7 +87,7 @@ class Refiner:
             g = grays[i]
             m = crop_window(to_grid_coords(out[i][:2], g.shape, (self.work,) * 2).mean(0), self.crop)
             windows.append(m)
-            crops.append(cut(to_work(g, self.work), m, self.crop))
+            crops.append(cut(resize_image(g, self.work), m, self.crop))
         x = (np.stack(crops).astype(np.float32) / np.float32(255.0))[:, None]
         maps = activate(self.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
         for i, m, mp in zip(todo, windows, maps, strict=True):

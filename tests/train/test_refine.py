@@ -17,7 +17,8 @@ from partus.errors import InputError
 from partus.export import export_onnx, read_metadata
 from partus.models.dsnt import dsnt, spatial_softmax
 from partus.predict import Predictor, model_files
-from partus.refine import Refiner, crop_window, cut, map_points, refiner_path, to_work
+from partus.preprocess import resize_image
+from partus.refine import Refiner, crop_window, cut, map_points, refiner_path
 from partus.train.fit import fit
 from partus.train.refine import load_refiner
 
@@ -71,7 +72,7 @@ def test_refiner_matches_torch_through_the_same_window(run, tmp_path):
     for r, s, g in zip(rec, start, got, strict=True):
         centre = to_grid_coords(s[:2], r.image.shape, (128, 128)).mean(0)  # independent of Refiner's code path
         m = crop_window(centre, 48)
-        x = torch.from_numpy(cut(to_work(r.image, 128), m, 48).astype(np.float32) / 255.0)[None, None]
+        x = torch.from_numpy(cut(resize_image(r.image, 128), m, 48).astype(np.float32) / 255.0)[None, None]
         with torch.no_grad():
             xy = dsnt(spatial_softmax(net(x)))[0].numpy()
         crop_xy = to_image_coords(xy, (24, 24), (48, 48))

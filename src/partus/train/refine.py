@@ -23,7 +23,8 @@ import torch
 from ..config import AugmentConfig, RefineConfig
 from ..data.records import Record
 from ..decode import to_grid_coords
-from ..refine import crop_window, cut, map_points, to_work
+from ..preprocess import resize_image
+from ..refine import crop_window, cut, map_points
 
 __all__ = [
     "build_refiner",
@@ -66,7 +67,7 @@ def train_refiner(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     work = (rc.work, rc.work)
-    scans = [(to_work(r.image, rc.work), to_grid_coords(r.points[:2], r.image.shape, work)) for r in records]
+    scans = [(resize_image(r.image, rc.work), to_grid_coords(r.points[:2], r.image.shape, work)) for r in records]
     grid = (rc.crop // rc.output_stride,) * 2
     net = build_refiner(rc)
     opt = torch.optim.AdamW(net.parameters(), lr=rc.lr, weight_decay=1e-4)
