@@ -321,6 +321,21 @@ def test_clean_mask_does_not_fill_the_open_background():
     np.testing.assert_array_equal(out, m)
 
 
+@pytest.mark.parametrize("fill_holes", [True, False])
+def test_clean_mask_single_regions_match_the_reference(fill_holes):
+    """The one-component shortcuts: a disc (one background region, at the border), a frame along the whole
+    border (one background region, enclosed: a hole), and a full mask (no background)."""
+    yy, xx = np.mgrid[0:50, 0:60]
+    disc = (xx - 30) ** 2 + (yy - 25) ** 2 < 15**2
+    frame = np.ones((50, 60), bool)
+    frame[3:-3, 3:-3] = False
+    for m in (disc, frame, np.ones((50, 60), bool)):
+        out = clean_mask(m, fill_holes=fill_holes)
+        np.testing.assert_array_equal(out, _clean_reference(m, fill_holes, True, 0.05))
+        assert out is not m
+    assert clean_mask(frame, fill_holes=fill_holes).all() == fill_holes  # the enclosed centre is a hole
+
+
 def _clean_reference(m, fill_holes, border_repair, max_notch):
     """The three clean-up rules written out independently (scipy.ndimage labelling, one component at a time);
     None where a tie for the largest component leaves the choice to the labelling order."""

@@ -41,13 +41,17 @@ def clean_mask(
         return m.copy()
     # connectedComponents + bincount: the same areas as connectedComponentsWithStats at a fraction of its time
     n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
-    keep = 1 + int(np.argmax(np.bincount(labels.ravel(), minlength=n)[1:]))
-    out = labels == keep
+    if n == 2:  # one component, the usual case: it is the mask
+        out = m.copy()
+    else:
+        out = labels == 1 + int(np.argmax(np.bincount(labels.ravel(), minlength=n)[1:]))
     if not (fill_holes or border_repair):
         return out
     bn, blab = cv2.connectedComponents((~out).astype(np.uint8), connectivity=4)
     if bn <= 1:
         return out
+    if bn == 2 and not (out[0].all() and out[-1].all() and out[:, 0].all() and out[:, -1].all()):
+        return out  # one background region and it reaches the border: no hole, no notch (the usual case)
     areas = np.bincount(blab.ravel(), minlength=bn)
     on_border = np.zeros(bn, dtype=bool)
     on_border[np.concatenate([blab[0], blab[-1], blab[:, 0], blab[:, -1]])] = True

@@ -35,7 +35,6 @@ from .members import OnnxModel
 from .preprocess import resize_image, to_input
 from .quality import DEFAULT_LIMITS, QualityLimits, check_image, check_measurement
 from .refine import SUFFIX as REFINER_SUFFIX
-from .refine import refiner_path
 
 __all__ = ["DEFAULT_MODELS", "Prediction", "Predictor", "load_model", "measure", "model_files"]
 
@@ -101,9 +100,9 @@ class Predictor:
     limits : QualityLimits
         Thresholds of the quality verdict.
     spinning : bool, optional
-        Let ONNX Runtime's idle threads spin between runs. Default: only for a single model without a refiner,
-        where it cuts one image's latency (~2 ms); concurrent callers (the web service), ensembles and a
-        network followed by its refiner run faster without.
+        Let ONNX Runtime's idle threads spin between runs. Default: only for a single network, where it cuts
+        one image's latency (~3 ms with the bundled model; its refiner, if any, never spins); concurrent
+        callers (the web service) and ensembles run faster without.
     """
 
     def __init__(
@@ -125,9 +124,9 @@ class Predictor:
         models = [m for p in models for m in model_files(p)]
         if not models:
             raise InputError("models", "no model given")
-        # one session alone spins; a second one (another member, or a network's refiner) would be starved by it
-        alone = len(models) == 1 and not refiner_path(models[0]).is_file()
-        spin = alone if spinning is None else bool(spinning)
+        # a lone network spins; an ensemble's members would starve each other. Its refiner runs right after it
+        # without spinning: measured faster than both spinning or neither (benchmarks/speed.py)
+        spin = len(models) == 1 if spinning is None else bool(spinning)
         self.models = [OnnxModel(p, threads, spinning=spin) for p in models]
         sizes = {m.size for m in self.models}
         if len(sizes) > 1:  # one resize per image; ensembles share the input size
