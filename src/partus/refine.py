@@ -3,8 +3,9 @@
 The AoP error is carried by the symphysis endpoints, PS1 (the vertex) most (benchmarks/ACCURACY.md, "Where
 the AoP error comes from"). A refiner is a small DSNT U-Net that sees a ``crop x crop`` window of the scan
 resized to ``work x work`` pixels (as the networks' input is: :func:`partus.preprocess.resize_image`),
-centred on the first estimate of the symphysis midpoint, and predicts PS1 and PS2 inside it; the
-landmarks named in its metadata (``refines``) replace the first estimate.
+centred on the first estimate of the symphysis midpoint (``centre: midpoint``) or, one window per refined
+landmark, on that landmark's first estimate (``centre: landmark``), and predicts PS1 and PS2 inside it;
+the landmarks named in its metadata (``refines``) replace the first estimate, each from its own window.
 
 An exported refiner is ``NAME.refiner.onnx`` beside its network ``NAME.onnx`` (``partus export`` writes
 both); :class:`~partus.members.OnnxModel` loads it with the network, and model folders do not list it as
@@ -58,8 +59,9 @@ def cut(gray: np.ndarray, m: np.ndarray, crop: int) -> np.ndarray:
 class Refiner:
     """An exported refiner on ONNX Runtime.
 
-    Its metadata gives ``work`` (the scan's working size), ``crop`` (the window), ``output_stride`` and
-    ``refines`` (landmark indices it replaces, e.g. ``[0]`` for PS1).
+    Its metadata gives ``work`` (the scan's working size), ``crop`` (the window), ``output_stride``,
+    ``refines`` (landmark indices it replaces, e.g. ``[0]`` for PS1) and ``centre`` (``midpoint``, the
+    default of refiners exported before it existed, or ``landmark``).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 0, spinning: bool = False):
@@ -73,6 +75,9 @@ class Refiner:
         self.work, self.crop = int(self.meta["work"]), int(self.meta["crop"])
         self.grid = (self.crop // int(self.meta["output_stride"]),) * 2
         self.refines = [int(i) for i in self.meta["refines"]]
+        self.centre = self.meta.get("centre", "midpoint")
+        if self.centre not in ("midpoint", "landmark"):
+            raise InputError(self.path, f"unknown window centre {self.centre!r}")
 
     def __call__(self, grays: list[np.ndarray], points: list[np.ndarray]) -> list[np.ndarray]:
         """Each image's landmarks ``(3, 2)`` (image pixels) with the refined ones replaced; NaN points pass."""
@@ -82,17 +87,21 @@ class Refiner:
         todo = [i for i, p in enumerate(out) if np.isfinite(p[:2]).all()]
         if not todo:
             return out
-        windows, crops = [], []
+        jobs, crops = [], []  # (image, landmarks taken from the window, window), one per crop
         for i in todo:
             g = grays[i]
-            m = crop_window(to_grid_coords(out[i][:2], g.shape, (self.work,) * 2).mean(0), self.crop)
-            windows.append(m)
-            crops.append(cut(resize_image(g, self.work), m, self.crop))
+            work = resize_image(g, self.work)
+            first = to_grid_coords(out[i][:2], g.shape, (self.work,) * 2)
+            centred = [(first.mean(0), self.refines)] if self.centre == "midpoint" else \
+                [(first[j], [j]) for j in self.refines]  # fmt: skip
+            for centre, take in centred:
+                m = crop_window(centre, self.crop)
+                jobs.append((i, take, m))
+                crops.append(cut(work, m, self.crop))
         x = (np.stack(crops).astype(np.float32) / np.float32(255.0))[:, None]
         maps = activate(self.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
-        for i, m, mp in zip(todo, windows, maps, strict=True):
-            xy, _ = decode_heatmaps(mp, method="soft_argmax", window=0)
+        for (i, take, m), mp in zip(jobs, maps, strict=True):
+            xy, _ = decode_heatmaps(mp[take], method="soft_argmax", window=0)
             in_work = map_points(cv2.invertAffineTransform(m), to_image_coords(xy, self.grid, (self.crop,) * 2))
-            scan = to_image_coords(in_work, (self.work,) * 2, grays[i].shape)
-            out[i][self.refines] = scan[self.refines]
+            out[i][take] = to_image_coords(in_work, (self.work,) * 2, grays[i].shape)
         return out

@@ -109,6 +109,39 @@ def test_refined_point_comes_back_where_worked_out_by_hand(run, tmp_path):
     assert np.isnan(refiner([scan], [nan])[0]).all()  # no first estimate: nothing to refine
 
 
+def test_landmark_centred_windows_refine_each_point_in_its_own(run, tmp_path):
+    """``centre: landmark``: one window per refined point, centred on its own first estimate (same scan and
+    spike as above: the spike sits 17 px right of and 1 px below every window's centre, in working pixels)."""
+    export_onnx(run.checkpoint, tmp_path / "m.onnx")
+    refiner = Refiner(refiner_path(tmp_path / "m.onnx"))
+    assert refiner.centre == "midpoint"  # the default, and that of refiners exported before the setting
+    refiner.session, refiner.centre, refiner.refines = _Spike((20, 12)), "landmark", [0, 1]
+    scan = np.zeros((160, 320), np.uint8)
+    start = np.array([[159.5, 79.5], [79.5, 39.5], [10.0, 20.0]])  # working pixels (63.5, 63.5), (31.5, 31.5)
+    got = refiner([scan, scan], [start, start + 2.0])
+    # PS1: work (63.5 + 17, 63.5 + 1) = (80.5, 64.5); PS2: (31.5 + 17, 31.5 + 1) = (48.5, 32.5); then to the scan
+    np.testing.assert_allclose(got[0][0], [(80.5 + 0.5) * 2.5 - 0.5, (64.5 + 0.5) * 1.25 - 0.5], atol=1e-6)
+    np.testing.assert_allclose(got[0][1], [(48.5 + 0.5) * 2.5 - 0.5, (32.5 + 0.5) * 1.25 - 0.5], atol=1e-6)
+    np.testing.assert_array_equal(got[0][2], start[2])
+    np.testing.assert_allclose(got[1][:2], got[0][:2] + 2.0, atol=1e-6)  # points 2 px further: windows follow
+
+
+def test_a_landmark_centred_refiner_trains_and_exports(tmp_path):
+    base = ["train.epochs=1", "data.n_phantoms=8", "model.kwargs={features: 4}", *SETTINGS]
+    res = fit(load_config("configs/smoke.yaml", [*base, "refine.centre=landmark", "refine.refines=[0, 1]"]),
+              tmp_path, progress=False)  # fmt: skip
+    export_onnx(res.checkpoint, tmp_path / "m.onnx")
+    refiner = Refiner(refiner_path(tmp_path / "m.onnx"))
+    assert refiner.centre == "landmark" and refiner.refines == [0, 1]
+    rec = load_phantoms(2, seed=5, size=128)
+    got = refiner([r.image for r in rec], [r.points for r in rec])
+    for r, g in zip(rec, got, strict=True):
+        assert np.isfinite(g).all() and not np.allclose(g[:2], r.points[:2])
+        np.testing.assert_array_equal(g[2], r.points[2])
+    with pytest.raises(InputError, match="centre"):
+        load_config("configs/smoke.yaml", ["refine.centre=head"])
+
+
 def test_predictor_uses_the_refiner_for_ps1_only(run, tmp_path):
     export_onnx(run.checkpoint, tmp_path / "m.onnx")
     bare = tmp_path / "bare"

@@ -1,9 +1,10 @@
 """Train and export a symphysis refiner (:mod:`partus.refine`): a small DSNT U-Net on crops around PS.
 
 Each training step cuts one window per scan from the scan at the working size, centred on the annotated
-symphysis midpoint moved by N(0, ``jitter``) px, at a random scale and turn, with the photometric
-augmentation of the main training; the targets are PS1 and PS2 in the window. The loss is the DSNT
-paper's: Euclidean distance plus a Jensen-Shannon regulariser (paper 4).
+symphysis midpoint (``refine.centre: midpoint``) or on one of the refined endpoints (``landmark``) moved by
+N(0, ``jitter``) px, at a random scale and turn, with the photometric augmentation of the main training;
+the targets are PS1 and PS2 in the window (with ``landmark``, only the centred endpoint's map is
+supervised). The loss is the DSNT paper's: Euclidean distance plus a Jensen-Shannon regulariser (paper 4).
 
 ``partus train`` trains one after its network when ``refine.epochs > 0`` (on the same training scans) and
 keeps it as ``refiner.pt`` in the run folder; ``partus export`` writes it beside the network.
@@ -81,19 +82,34 @@ def train_refiner(
             total, t0 = 0.0, time.perf_counter()
             order = rng.permutation(len(scans))
             for b in range(0, len(order), rc.batch_size):
-                xs, ys = [], []
+                xs, ys, ws = [], [], []
                 for i in order[b : b + rc.batch_size]:
                     gray, pts = scans[i]
-                    centre = pts.mean(0) + rng.normal(0.0, rc.jitter, 2)
+                    w = np.ones(2, np.float32)  # which maps this window supervises
+                    if rc.centre == "midpoint":
+                        centre = pts.mean(0) + rng.normal(0.0, rc.jitter, 2)
+                    else:  # on one refined endpoint; the other may lie outside the window: not supervised
+                        j = rc.refines[int(rng.integers(len(rc.refines)))]
+                        centre = pts[j] + rng.normal(0.0, rc.jitter, 2)
+                        w[:] = 0.0
+                        w[j] = 1.0
+                    ws.append(w)
                     m = crop_window(centre, rc.crop, rng.uniform(1 - rc.scale, 1 + rc.scale),
                                     rng.uniform(-rc.rotate_deg, rc.rotate_deg))  # fmt: skip
                     photo.set_random_seed(int(rng.integers(1 << 31)))
                     xs.append(photo(image=cut(gray, m, rc.crop), keypoints=np.zeros((0, 2), np.float32))["image"])
-                    ys.append(to_grid_coords(map_points(m, pts), (rc.crop, rc.crop), grid))
+                    target = to_grid_coords(map_points(m, pts), (rc.crop, rc.crop), grid)
+                    target[w == 0] = (grid[0] - 1) / 2  # an unsupervised map's target: any point inside (no NaN)
+                    ys.append(target)
                 x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)[:, None]
                 y = torch.from_numpy(np.stack(ys).astype(np.float32))
+                w = torch.from_numpy(np.stack(ws))
                 probs = spatial_softmax(net(x))
-                loss = (dsnt(probs) - y).norm(dim=-1).mean() + js_regulariser(probs, y, rc.sigma).mean()
+                dist, js = (dsnt(probs) - y).norm(dim=-1), js_regulariser(probs, y, rc.sigma)
+                if rc.centre == "midpoint":  # every map supervised (written so, earlier refiners reproduce exactly)
+                    loss = dist.mean() + js.mean()
+                else:
+                    loss = ((dist + js) * w).sum() / w.sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -127,7 +143,7 @@ def refiner_done(path: Path, rc: RefineConfig, key: str) -> bool:
     if not path.is_file():
         return False
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    return blob["refine"] == rc.model_dump() and blob.get("key") == key
+    return RefineConfig(**blob["refine"]) == rc and blob.get("key") == key  # settings added since: defaults
 
 
 def load_refiner(path: str | Path) -> tuple[torch.nn.Module, RefineConfig, str]:
@@ -148,6 +164,7 @@ def export_refiner(path: str | Path, out: str | Path) -> dict:
         "format": 1, "partus_version": __version__, "config": config, "kind": "refiner",
         "model": "dsnt_unet", "model_kwargs": {"out_channels": 2, "features": rc.features},
         "output_stride": rc.output_stride, "work": rc.work, "crop": rc.crop, "refines": list(rc.refines),
+        "centre": rc.centre,
         "input_scale": "uint8 / 255, one channel",
         "coordinates": "(x, y) pixels of the crop, origin top-left pixel centre; grid and crop edges align",
     }  # fmt: skip
