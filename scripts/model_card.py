@@ -34,13 +34,21 @@ def _refiner_row(r: dict | None) -> str:
 def _refiner_bullet(r: dict | None) -> str:
     if not r:
         return ""
-    return """- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the AoP
-  vertex. The scan is resized to {work} px, a {crop}-px window is cut around the fused symphysis midpoint,
-  and a small DSNT U-Net re-locates PS1 there (PS2 and FH1 stay the network's; HSD follows PS1). Trained on
-  the same scans with jittered, scaled and turned windows (`refine:` in the config); it is applied in the
-  usual display, after the orientation decision. Why: `benchmarks/ACCURACY.md`, "A second look at the
-  symphysis".
-""".format(work=r["meta"]["work"], crop=r["meta"]["crop"])
+    m = r["meta"]
+    names = " and ".join(("PS1", "PS2")[i] for i in m["refines"])
+    if m.get("centre", "midpoint") == "landmark":
+        where = f"a {m['crop']}-px window is cut around each of the fused {names}, and a small DSNT U-Net\n  " \
+                "re-locates each point in its own window"  # fmt: skip
+    else:
+        where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint, and a small DSNT U-Net\n  " \
+                f"re-locates {names} there"  # fmt: skip
+    kept = "FH1 stays" if 1 in m["refines"] else "PS2 and FH1 stay"
+    return f"""- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the
+  symphysis. The scan is resized to {m["work"]} px, {where} ({kept} the network's; HSD follows PS1).
+  Trained on the same scans with jittered, scaled and turned windows (`refine:` in the config); it is
+  applied in the usual display, after the orientation decision. Why: `benchmarks/ACCURACY.md`, "A second
+  look at the symphysis".
+"""
 
 
 def _refiner_commands(s: dict) -> str:
