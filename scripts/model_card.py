@@ -36,15 +36,18 @@ def _refiner_bullet(r: dict | None) -> str:
         return ""
     m = r["meta"]
     names = " and ".join(("PS1", "PS2")[i] for i in m["refines"])
-    if m.get("centre", "midpoint") == "landmark":
-        where = f"a {m['crop']}-px window is cut around each of the fused {names}, and a small DSNT U-Net\n  " \
-                "re-locates each point in its own window"  # fmt: skip
+    kept = [n for i, n in enumerate(("PS1", "PS2", "FH1")) if i not in m["refines"]]
+    kept_text = " and ".join(kept) + (" stay" if len(kept) > 1 else " stays")
+    if m.get("centre", "midpoint") == "landmark" and len(m["refines"]) > 1:
+        where = f"a {m['crop']}-px window is cut around each of the fused {names}, and a small DSNT U-Net\n  re-locates each point in its own window"
+    elif m.get("centre", "midpoint") == "landmark":
+        where = (
+            f"a {m['crop']}-px window is cut around the fused {names}, and a small DSNT U-Net\n  re-locates it there"
+        )
     else:
-        where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint, and a small DSNT U-Net\n  " \
-                f"re-locates {names} there"  # fmt: skip
-    kept = "FH1 stays" if 1 in m["refines"] else "PS2 and FH1 stay"
+        where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint, and a small DSNT U-Net\n  re-locates {names} there"
     return f"""- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the
-  symphysis. The scan is resized to {m["work"]} px, {where} ({kept} the network's; HSD follows PS1).
+  symphysis. The scan is resized to {m["work"]} px, {where} ({kept_text} the network's; HSD follows PS1).
   Trained on the same scans with jittered, scaled and turned windows (`refine:` in the config); it is
   applied in the usual display, after the orientation decision. Why: `benchmarks/ACCURACY.md`, "A second
   look at the symphysis".

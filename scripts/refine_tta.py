@@ -89,6 +89,8 @@ def main() -> None:
             base = p.models[0].refiner
             if base is None:
                 raise SystemExit(f"fold {k}: no refiner beside the network (run scripts/ps_refine.py)")
+            if base.centre != "midpoint":
+                raise SystemExit(f"fold {k}: the windows here sit on the symphysis midpoint, not {base.centre!r}")
             for name in RUNS:
                 v, _, opt = name.partition("@")
                 p.models[0].refiner = tta_refiner(base, VARIANTS[v], 2 if opt == "2" else 1, opt == "median")

@@ -181,9 +181,9 @@ class RefineConfig(_Strict):
     sigma: float = Field(1.0, gt=0)
     #: Landmark indices the refined points replace (0 PS1, 1 PS2).
     refines: list[Literal[0, 1]] = Field(default_factory=lambda: [0], min_length=1)
-    #: Where a window is centred: ``midpoint``, one window on the PS1/PS2 midpoint for every refined landmark;
-    #: ``landmark``, one window per refined landmark on its own first estimate (trained on windows centred on
-    #: one annotated endpoint, that endpoint's map alone supervised).
+    #: Where a window is centred: ``midpoint``, one window on the PS1/PS2 midpoint, shared by all refined
+    #: landmarks; ``landmark``, one window per refined landmark on its own first estimate (trained on windows
+    #: centred on one annotated endpoint, that endpoint's map alone supervised).
     centre: Literal["midpoint", "landmark"] = "midpoint"
 
 

@@ -125,7 +125,7 @@ class Predictor:
         if not models:
             raise InputError("models", "no model given")
         # a lone network spins; an ensemble's members would starve each other. Its refiner runs right after it
-        # without spinning: measured faster than both spinning or neither (benchmarks/speed.py)
+        # without spinning: faster than both spinning or neither (measured 2026-12-01, benchmarks/ACCURACY.md)
         spin = len(models) == 1 if spinning is None else bool(spinning)
         self.models = [OnnxModel(p, threads, spinning=spin) for p in models]
         sizes = {m.size for m in self.models}

@@ -5,7 +5,8 @@ the AoP error comes from"). A refiner is a small DSNT U-Net that sees a ``crop x
 resized to ``work x work`` pixels (as the networks' input is: :func:`partus.preprocess.resize_image`),
 centred on the first estimate of the symphysis midpoint (``centre: midpoint``) or, one window per refined
 landmark, on that landmark's first estimate (``centre: landmark``), and predicts PS1 and PS2 inside it;
-the landmarks named in its metadata (``refines``) replace the first estimate, each from its own window.
+the landmarks named in its metadata (``refines``) replace the first estimate (with ``landmark``, each from
+its own window).
 
 An exported refiner is ``NAME.refiner.onnx`` beside its network ``NAME.onnx`` (``partus export`` writes
 both); :class:`~partus.members.OnnxModel` loads it with the network, and model folders do not list it as

@@ -82,15 +82,16 @@ def test_refiner_matches_torch_through_the_same_window(run, tmp_path):
 
 
 class _Spike:
-    """An ONNX session stand-in whose PS1 map has all its mass on one grid cell."""
+    """An ONNX session stand-in whose PS1 map (and PS2 map) has all its mass on one grid cell."""
 
-    def __init__(self, cell):
-        self.cell = cell
+    def __init__(self, cell, cell2=None):
+        self.cells = (cell, cell if cell2 is None else cell2)
 
     def run(self, _names, feeds):
         n = feeds["image"].shape[0]
         logits = np.zeros((n, 2, 24, 24), np.float32)
-        logits[:, :, self.cell[1], self.cell[0]] = 60.0
+        for k, (x, y) in enumerate(self.cells):
+            logits[:, k, y, x] = 60.0
         return [logits]
 
 
@@ -110,18 +111,20 @@ def test_refined_point_comes_back_where_worked_out_by_hand(run, tmp_path):
 
 
 def test_landmark_centred_windows_refine_each_point_in_its_own(run, tmp_path):
-    """``centre: landmark``: one window per refined point, centred on its own first estimate (same scan and
-    spike as above: the spike sits 17 px right of and 1 px below every window's centre, in working pixels)."""
+    """``centre: landmark``: one window per refined point, centred on its own first estimate, each point read
+    from its own map (same scan as above; PS1's spike sits 17 px right of and 1 px below a window's centre,
+    PS2's 15 px left of and 19 px above it, in working pixels)."""
     export_onnx(run.checkpoint, tmp_path / "m.onnx")
     refiner = Refiner(refiner_path(tmp_path / "m.onnx"))
     assert refiner.centre == "midpoint"  # the default, and that of refiners exported before the setting
-    refiner.session, refiner.centre, refiner.refines = _Spike((20, 12)), "landmark", [0, 1]
+    refiner.session, refiner.centre, refiner.refines = _Spike((20, 12), (4, 2)), "landmark", [0, 1]
     scan = np.zeros((160, 320), np.uint8)
     start = np.array([[159.5, 79.5], [79.5, 39.5], [10.0, 20.0]])  # working pixels (63.5, 63.5), (31.5, 31.5)
     got = refiner([scan, scan], [start, start + 2.0])
-    # PS1: work (63.5 + 17, 63.5 + 1) = (80.5, 64.5); PS2: (31.5 + 17, 31.5 + 1) = (48.5, 32.5); then to the scan
+    # PS2's cell (4, 2) -> crop (8.5, 4.5), i.e. (-15, -19) from the centre (23.5, 23.5)
+    # PS1: work (63.5 + 17, 63.5 + 1) = (80.5, 64.5); PS2: (31.5 - 15, 31.5 - 19) = (16.5, 12.5); then to the scan
     np.testing.assert_allclose(got[0][0], [(80.5 + 0.5) * 2.5 - 0.5, (64.5 + 0.5) * 1.25 - 0.5], atol=1e-6)
-    np.testing.assert_allclose(got[0][1], [(48.5 + 0.5) * 2.5 - 0.5, (32.5 + 0.5) * 1.25 - 0.5], atol=1e-6)
+    np.testing.assert_allclose(got[0][1], [(16.5 + 0.5) * 2.5 - 0.5, (12.5 + 0.5) * 1.25 - 0.5], atol=1e-6)
     np.testing.assert_array_equal(got[0][2], start[2])
     np.testing.assert_allclose(got[1][:2], got[0][:2] + 2.0, atol=1e-6)  # points 2 px further: windows follow
 
@@ -140,6 +143,45 @@ def test_a_landmark_centred_refiner_trains_and_exports(tmp_path):
         np.testing.assert_array_equal(g[2], r.points[2])
     with pytest.raises(InputError, match="centre"):
         load_config("configs/smoke.yaml", ["refine.centre=head"])
+
+
+@pytest.mark.parametrize("centre", ["midpoint", "landmark"])
+def test_training_windows_sit_where_the_setting_says(centre, monkeypatch):
+    """Without jitter, every training window is centred on the annotated midpoint, resp. on one endpoint."""
+    import partus.train.refine as tr
+    from partus.config import AugmentConfig, RefineConfig
+
+    seen = []
+    real = tr.crop_window
+    monkeypatch.setattr(tr, "crop_window", lambda c, *a, **k: seen.append(np.asarray(c, float)) or real(c, *a, **k))
+    rec = load_phantoms(4, seed=2, size=64)
+    rc = RefineConfig(epochs=2, work=64, crop=32, features=4, jitter=0.0, refines=[0, 1], centre=centre, batch_size=4)
+    tr.train_refiner(rec, rc, AugmentConfig(), seed=0)
+    ends = [to_grid_coords(r.points[:2], r.image.shape, (64, 64)) for r in rec]
+    assert len(seen) == 8
+    hits = {0: 0, 1: 0}
+    for c in seen:  # which scan's midpoint, resp. PS1 or PS2, is the window's centre?
+        on = [(j, e) for e in ends for j, q in enumerate([e.mean(0), *e]) if np.abs(q - c).max() < 1e-9]
+        assert len(on) == 1
+        j, e = on[0]
+        assert j == 0 if centre == "midpoint" else j in (1, 2)
+        hits[max(j - 1, 0)] += centre == "landmark"
+    assert centre == "midpoint" or min(hits.values()) > 0  # both endpoints get windows
+
+
+def test_older_refiners_still_count_as_done(run, tmp_path):
+    """A refiner.pt saved before a setting existed takes its default; one with a removed setting is retrained."""
+    from partus.config import RefineConfig
+    from partus.train.refine import refiner_done
+
+    blob = torch.load(run.out_dir / "refiner.pt", map_location="cpu", weights_only=True)
+    rc = RefineConfig(**blob["refine"])
+    old = {k: v for k, v in blob["refine"].items() if k != "centre"}
+    torch.save({**blob, "refine": old}, tmp_path / "old.pt")
+    assert refiner_done(tmp_path / "old.pt", rc, blob["key"])
+    assert not refiner_done(tmp_path / "old.pt", rc.model_copy(update={"centre": "landmark"}), blob["key"])
+    torch.save({**blob, "refine": {**old, "gone": 1}}, tmp_path / "stale.pt")
+    assert not refiner_done(tmp_path / "stale.pt", rc, blob["key"])
 
 
 def test_predictor_uses_the_refiner_for_ps1_only(run, tmp_path):

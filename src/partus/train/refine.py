@@ -99,7 +99,7 @@ def train_refiner(
                     photo.set_random_seed(int(rng.integers(1 << 31)))
                     xs.append(photo(image=cut(gray, m, rc.crop), keypoints=np.zeros((0, 2), np.float32))["image"])
                     target = to_grid_coords(map_points(m, pts), (rc.crop, rc.crop), grid)
-                    target[w == 0] = (grid[0] - 1) / 2  # an unsupervised map's target: any point inside (no NaN)
+                    target[w == 0] = (grid[0] - 1) / 2  # an unsupervised map (weight 0): a finite, in-window target
                     ys.append(target)
                 x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)[:, None]
                 y = torch.from_numpy(np.stack(ys).astype(np.float32))
@@ -142,8 +142,14 @@ def refiner_done(path: Path, rc: RefineConfig, key: str) -> bool:
     """Whether ``path`` holds a refiner trained with the settings ``rc`` on what ``key`` names (a rerun keeps it)."""
     if not path.is_file():
         return False
+    from pydantic import ValidationError
+
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    return RefineConfig(**blob["refine"]) == rc and blob.get("key") == key  # settings added since: defaults
+    try:
+        stored = RefineConfig(**blob["refine"])  # settings added since it was saved take their defaults
+    except ValidationError:  # a setting since removed or changed: train again
+        return False
+    return stored == rc and blob.get("key") == key
 
 
 def load_refiner(path: str | Path) -> tuple[torch.nn.Module, RefineConfig, str]:
