@@ -39,13 +39,13 @@ def _refiner_bullet(r: dict | None) -> str:
     kept = [n for i, n in enumerate(("PS1", "PS2", "FH1")) if i not in m["refines"]]
     kept_text = " and ".join(kept) + (" stay" if len(kept) > 1 else " stays")
     if m.get("centre", "midpoint") == "landmark" and len(m["refines"]) > 1:
-        where = f"a {m['crop']}-px window is cut around each of the fused {names}, and a small DSNT U-Net\n  re-locates each point in its own window"
+        where = f"a {m['crop']}-px window is cut around each of the fused {names},\n  and a small DSNT U-Net re-locates each point in its own window"
     elif m.get("centre", "midpoint") == "landmark":
         where = (
-            f"a {m['crop']}-px window is cut around the fused {names}, and a small DSNT U-Net\n  re-locates it there"
+            f"a {m['crop']}-px window is cut around the fused {names},\n  and a small DSNT U-Net re-locates it there"
         )
     else:
-        where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint, and a small DSNT U-Net\n  re-locates {names} there"
+        where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint,\n  and a small DSNT U-Net re-locates {names} there"
     return f"""- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the
   symphysis. The scan is resized to {m["work"]} px, {where} ({kept_text} the network's; HSD follows PS1).
   Trained on the same scans with jittered, scaled and turned windows (`refine:` in the config); it is
