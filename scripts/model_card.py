@@ -114,7 +114,8 @@ speckle; 30 % of scans redrawn inside another scanner's sector and background (`
 exponential moving average of the trained ones (`train.ema: 0.998`, about the last 500 steps; judged paired
 on the blocks CV: `benchmarks/ACCURACY.md`, "Weight averaging"). The training time was measured while
 other work shared the 2-core CPU; the CV folds (80 % of the scans) took 13-25 min each;
-`python benchmarks/default_training.py` re-measures it.
+`python benchmarks/default_training.py` re-measures it (2026-12-01, idle CPU: 17.3 min for
+`partus train configs/multitask.yaml`, network and refiner).
 
 ## Training data
 All 658 images of `psfhs-dev`, a subset of **PSFHS** (Chen G., Bai J., Ou Z., Lu Y., Wang H. *PSFHS:
