@@ -47,7 +47,7 @@ BANDS = ((0, 90), (90, 110), (110, 130), (130, 181))
 def estimates(cv: Path, variants: list[str]) -> list[dict]:
     """Per held-out scan and variant: the three heads' landmarks (in the scan's pixels) and the truth."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from ship_model import CONFIG, _open_limits, final_checkpoint
+    from ship_model import CONFIG, _open_limits, final_checkpoint, finished
 
     from partus.config import load_config
     from partus.conventions import FH
@@ -62,7 +62,7 @@ def estimates(cv: Path, variants: list[str]) -> list[dict]:
     index = {r.name: i for i, r in enumerate(records)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k in sorted(int(p.name[4:]) for p in cv.glob("fold*") if (p / "shift.npz").is_file()):
+        for k in sorted(int(p.name[4:]) for p in cv.glob("fold*") if finished(p)):
             export_onnx(final_checkpoint(cv / f"fold{k}"), Path(tmp) / "m.onnx")
             pred = Predictor(Path(tmp) / "m.onnx", limits=_open_limits())
             model = pred.models[0]
