@@ -139,16 +139,6 @@ def test_ray_parquet_output_equals_local_parquet(ray_instance, mixed_inputs, tmp
     assert local.equals(ray) and local["AOP"].notna().sum() == 4  # bit-identical, NaN where not measurable
 
 
-def test_workers_that_do_not_start_in_time_are_a_clear_error(ray_instance, mixed_inputs, tmp_path, monkeypatch):
-    """Work is handed out only once every worker has loaded its model; if they cannot all start, it says so."""
-    import partus.engine.distributed as dist
-
-    monkeypatch.setattr(dist, "START_TIMEOUT_S", 1e-3)
-    with pytest.raises(RuntimeError, match=r"Ray did not start 2 worker\(s\) within 0 s"):
-        predict_to_file([mixed_inputs / "04050.png"], tmp_path / "p.csv", engine="ray", workers=2)
-    assert not (tmp_path / "p.csv").exists()
-
-
 def test_engine_options_are_checked(mixed_inputs, tmp_path):
     files = [mixed_inputs / "04050.png"]
     with pytest.raises(InputError, match="one of local, ray"):

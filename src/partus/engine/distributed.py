@@ -30,8 +30,6 @@ from ..refine import SUFFIX as REFINER_SUFFIX
 from .units import Unit, measurement_rows, predict_units
 
 INSTALL_HINT = 'the Ray engine needs Ray: pip install "partus[ray]"'
-#: Seconds for every worker to start (load its model) before work is handed out.
-START_TIMEOUT_S = 300.0
 
 
 def import_ray():
@@ -147,8 +145,6 @@ def run_ray(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        # every worker up before work is handed out: otherwise the first to load its model takes it all
-        ctx.wait_for_min_actors_s = START_TIMEOUT_S
         cpus = float(ray.cluster_resources().get("CPU", 1))
         n = workers or max(int(cpus), 1)
         items = [{"uid": i, "path": u.path, "name": u.name, "start": u.start, "stop": u.stop, "problem": u.problem,
@@ -170,20 +166,16 @@ def run_ray(
                 ray_remote_args_fn=_no_restart,
             )
         waiting: dict[int, list] = defaultdict(list)
-        try:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for j in range(len(batch["key"])):
-                    uid = int(batch["uid"][j])
-                    waiting[uid].append(_row(batch, j))
-                    w = stats.workers.setdefault(str(batch["worker"][j]), {"rows": 0, "peak_rss_mib": 0.0})
-                    w["rows"] += 1
-                    w["peak_rss_mib"] = max(w["peak_rss_mib"], float(batch["rss_mib"][j]))
-                    if len(waiting[uid]) == int(batch["n"][j]):
-                        rows = waiting.pop(uid)
-                        commit([(r.filename, r) for r in rows])
-        except ray.exceptions.GetTimeoutError:  # the workers did not all start (raised before any batch)
-            raise RuntimeError(f"Ray did not start {n} worker(s) within {START_TIMEOUT_S:.0f} s; "
-                               "check the cluster's resources (ray status)") from None  # fmt: skip
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for j in range(len(batch["key"])):
+                uid = int(batch["uid"][j])
+                waiting[uid].append(_row(batch, j))
+                w = stats.workers.setdefault(str(batch["worker"][j]), {"rows": 0, "peak_rss_mib": 0.0})
+                w["rows"] += 1
+                w["peak_rss_mib"] = max(w["peak_rss_mib"], float(batch["rss_mib"][j]))
+                if len(waiting[uid]) == int(batch["n"][j]):
+                    rows = waiting.pop(uid)
+                    commit([(r.filename, r) for r in rows])
         if waiting:  # cannot happen unless Ray lost rows: never commit half a unit
             raise RuntimeError(f"Ray returned incomplete rows for {len(waiting)} input(s)")
     finally:
