@@ -276,3 +276,16 @@ def test_a_rerun_without_a_refiner_removes_the_old_one(tmp_path):
     assert not (tmp_path / "refiner.pt").exists()
     export_onnx(res.checkpoint, tmp_path / "m.onnx")
     assert not refiner_path(tmp_path / "m.onnx").exists()
+
+
+def test_cv_exports_each_folds_refiner_once_for_the_shift_report_and_the_points(tmp_path, monkeypatch):
+    import partus.train.cv as cv
+
+    exported = []
+    real = cv.export_refiner
+    monkeypatch.setattr(cv, "export_refiner", lambda src, out: exported.append(src) or real(src, out))
+    cfg = load_config("configs/smoke.yaml", ["train.epochs=1", "data.n_phantoms=12", "model.kwargs={features: 4}",
+                                             *SETTINGS[1:], "refine.epochs=1"])  # fmt: skip
+    summary = cv.cross_validate(cfg, tmp_path, folds=2, progress=False)
+    assert "shift_aware" in summary
+    assert exported == [tmp_path / "fold0" / "refiner.pt", tmp_path / "fold1" / "refiner.pt"]

@@ -8,7 +8,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,9 @@ from .refine import FILE as REFINER
 from .refine import export_refiner
 
 __all__ = ["cross_validate", "save_shift", "shift_evaluation"]
+
+#: ``_fold_shift``'s default: load the fold's refiner itself (``scripts/sweep.py`` calls it on its own).
+_LOAD = object()
 
 
 def cross_validate(
@@ -60,17 +63,18 @@ def cross_validate(
     shift_reports, told = [], []
     for k in range(folds):
         res = _fold(cfg, out / f"fold{k}", k, records, devices=devices, progress=progress)
-        if shift:
-            rep, told_k = _fold_shift(res, out / f"fold{k}", [index[r.name] for r in res.val_records], cfg)
-            shift_reports.append(rep)
-            told.append(told_k)
         images = [r.image for r in res.val_records]
-        p, _, m = predict(
-            res.module.model, images, input_size=cfg.data.input_size,
-            method=cfg.decode.method, sigma=cfg.data.sigma, tta_flip=cfg.decode.tta_flip,
-            anatomical=cfg.data.augment.flip_policy == "anatomical",
-        )  # fmt: skip
-        with fold_refiner(out / f"fold{k}") as refiner:
+        with fold_refiner(out / f"fold{k}") as refiner:  # exported once, for the shift report and the points
+            if shift:
+                rep, told_k = _fold_shift(res, out / f"fold{k}", [index[r.name] for r in res.val_records], cfg,
+                                          refiner=refiner)  # fmt: skip
+                shift_reports.append(rep)
+                told.append(told_k)
+            p, _, m = predict(
+                res.module.model, images, input_size=cfg.data.input_size,
+                method=cfg.decode.method, sigma=cfg.data.sigma, tta_flip=cfg.decode.tta_flip,
+                anatomical=cfg.data.augment.flip_policy == "anatomical",
+            )  # fmt: skip
             if refiner is not None:
                 p = np.stack(refiner(images, list(p)))
         for r, pts, mask in zip(res.val_records, p, m, strict=True):
@@ -142,8 +146,11 @@ def shift_evaluation(module: LandmarkModule, val, indices: list[int], cfg: Confi
     return rep, (told_pred, rep["raw"]["mirrored"][1], p_mirror[0])
 
 
-def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> tuple[dict, tuple]:
-    """:func:`shift_evaluation` of a fold, cached in ``shift.npz`` beside its checkpoint (reused with it)."""
+def _fold_shift(
+    res: FitResult, out: Path, indices: list[int], cfg: Config, *, refiner: Refiner | None | object = _LOAD
+) -> tuple[dict, tuple]:
+    """:func:`shift_evaluation` of a fold, cached in ``shift.npz`` beside its checkpoint (reused with it).
+    ``refiner``: the fold's refiner already loaded (or None, it has none); by default loaded from ``out``."""
     from ..robustness import summarise
 
     cache = out / "shift.npz"
@@ -153,8 +160,8 @@ def _fold_shift(res: FitResult, out: Path, indices: list[int], cfg: Config) -> t
         variants = [k[5:] for k in z.files if k.startswith("pred_")]
         raw = {v: (z[f"pred_{v}"], z[f"gt_{v}"], None) for v in variants}
         return summarise(raw), (z["told_pred"], z["told_gt"], z["p_mirror"])
-    with fold_refiner(out) as refiner:
-        rep, told = shift_evaluation(res.module, res.val_records, indices, cfg, refiner)
+    with fold_refiner(out) if refiner is _LOAD else nullcontext(refiner) as r:  # loaded here unless given
+        rep, told = shift_evaluation(res.module, res.val_records, indices, cfg, r)
     save_shift(cache, rep, told)
     return rep, told
 
