@@ -15,7 +15,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 from ps_refine import REPO, report
 
@@ -33,10 +32,10 @@ RUNS = ["base", "shift4", "shift8", "scale", "turn", "mix", "base@2", "mix@2", "
 
 def tta_refiner(base, windows, passes: int, median: bool):
     """A callable like ``base`` (a :class:`partus.refine.Refiner`) that refines from several windows."""
-    from partus.decode import decode_heatmaps, to_grid_coords, to_image_coords
+    from partus.decode import to_grid_coords
     from partus.members import activate
     from partus.preprocess import resize_image
-    from partus.refine import crop_window, cut, map_points
+    from partus.refine import crop_window, cut
 
     def refine(grays, points):
         out = [np.array(p, float) for p in points]
@@ -56,10 +55,7 @@ def tta_refiner(base, windows, passes: int, median: bool):
             maps = activate(base.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
             found: dict[int, list] = {}
             for (i, m), mp in zip(jobs, maps, strict=True):
-                xy, _ = decode_heatmaps(mp, method="soft_argmax", window=0)
-                crop_xy = to_image_coords(xy, base.grid, (base.crop,) * 2)
-                work_xy = map_points(cv2.invertAffineTransform(m), crop_xy)
-                found.setdefault(i, []).append(to_image_coords(work_xy, (base.work,) * 2, grays[i].shape))
+                found.setdefault(i, []).append(base.locate(mp, m, grays[i].shape))
             for i, v in found.items():
                 out[i][base.refines] = (np.median(v, 0) if median else np.mean(v, 0))[base.refines]
         return out

@@ -102,7 +102,12 @@ class Refiner:
         x = (np.stack(crops).astype(np.float32) / np.float32(255.0))[:, None]
         maps = activate(self.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
         for (i, take, m), mp in zip(jobs, maps, strict=True):
-            xy, _ = decode_heatmaps(mp[take], method="soft_argmax", window=0)
-            in_work = map_points(cv2.invertAffineTransform(m), to_image_coords(xy, self.grid, (self.crop,) * 2))
-            out[i][take] = to_image_coords(in_work, (self.work,) * 2, grays[i].shape)
+            out[i][take] = self.locate(mp[take], m, grays[i].shape)
         return out
+
+    def locate(self, maps: np.ndarray, m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Points ``(K, 2)`` in the pixels of a scan of ``shape`` from activated maps ``(K, h, w)`` of the
+        window ``m`` (scan at the working size -> crop pixels)."""
+        xy, _ = decode_heatmaps(maps, method="soft_argmax", window=0)
+        in_work = map_points(cv2.invertAffineTransform(m), to_image_coords(xy, self.grid, (self.crop,) * 2))
+        return to_image_coords(in_work, (self.work,) * 2, shape[:2])
