@@ -31,23 +31,34 @@ def _refiner_row(r: dict | None) -> str:
             f"{r['kb']:.0f} kB | `{r['sha']}` | {m['max_abs_diff']:.1e} |\n")  # fmt: skip
 
 
+LANDMARKS = ("PS1", "PS2", "FH1")
+
+
 def _refiner_bullet(r: dict | None) -> str:
     if not r:
         return ""
     m = r["meta"]
-    names = " and ".join(("PS1", "PS2")[i] for i in m["refines"])
-    kept = [n for i, n in enumerate(("PS1", "PS2", "FH1")) if i not in m["refines"]]
-    kept_text = " and ".join(kept) + (" stay" if len(kept) > 1 else " stays")
-    if m.get("centre", "midpoint") == "landmark" and len(m["refines"]) > 1:
+    names = " and ".join(LANDMARKS[i] for i in m["refines"])
+    blend = m.get("blend") or [1.0] * len(m["refines"])
+    notes = [f"{LANDMARKS[i]} is the mean of the refiner's and the network's" if b == 0.5 else
+             f"{LANDMARKS[i]} weighs the refiner's {b:g} and the network's {1 - b:g}"
+             for i, b in zip(m["refines"], blend, strict=True) if b < 1]  # fmt: skip
+    kept = [n for i, n in enumerate(LANDMARKS) if i not in m["refines"]]
+    if kept:
+        notes.append(" and ".join(kept) + (" stay" if len(kept) > 1 else " stays") + " the network's")
+    centre = m.get("centre", "midpoint")
+    if centre == "landmark" and len(m["refines"]) > 1:
         where = f"a {m['crop']}-px window is cut around each of the fused {names},\n  and a small DSNT U-Net re-locates each point in its own window"
-    elif m.get("centre", "midpoint") == "landmark":
+    elif centre == "landmark":
         where = (
             f"a {m['crop']}-px window is cut around the fused {names},\n  and a small DSNT U-Net re-locates it there"
         )
+    elif centre == "box":
+        where = f"a {m['crop']}-px window is cut around the centre of the fused landmarks' bounding box,\n  and a small DSNT U-Net re-locates {names} there"
     else:
         where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint,\n  and a small DSNT U-Net re-locates {names} there"
     return f"""- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the
-  symphysis. The scan is resized to {m["work"]} px, {where} ({kept_text} the network's; HSD follows PS1).
+  symphysis. The scan is resized to {m["work"]} px, {where} ({"; ".join([*notes, "HSD follows PS1"])}).
   Trained on the same scans with jittered, scaled and turned windows (`refine:` in the config); it is
   applied in the usual display, after the orientation decision. Why: `benchmarks/ACCURACY.md`, "A second
   look at the symphysis".

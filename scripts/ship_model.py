@@ -46,7 +46,8 @@ def _open_limits():
 
     from partus.quality import DEFAULT_LIMITS
 
-    return replace(DEFAULT_LIMITS, min_confidence=0.0, min_peak=0.0, min_dsnt_mass=0.0, max_aop_spread=1e9)
+    return replace(DEFAULT_LIMITS, min_confidence=0.0, min_peak=0.0, min_dsnt_mass=0.0, min_refiner_mass=0.0,
+                   max_aop_spread=1e9)  # fmt: skip
 
 
 def final_checkpoint(fold_dir: Path) -> Path:
@@ -141,6 +142,8 @@ def collect(cv_dir: Path | list[Path], folds: list[int]) -> list[dict]:
                     for label, c in (m.extras.get("member_confidence") or {}).items():
                         kind = kinds[label]
                         conf[kind] = min(conf.get(kind, 1.0), *c.values())
+                    if m.extras.get("refiner_confidence"):
+                        conf["refiner"] = min(m.extras["refiner_confidence"].values())
                     rows.append({
                         "fold": k, "variant": v, "name": r.name, "ok": m.ok, "reason": m.reason,
                         "pred": None if m.landmarks is None else m.landmarks.to_array(),
@@ -224,7 +227,8 @@ def calibrate(rows: list[dict], limits, quantiles=(0.0, 0.002, 0.005, 0.01, 0.01
     out = []
     for q in quantiles:
         floors = {}
-        for kind, field in (("segmentation", "min_confidence"), ("heatmap", "min_peak"), ("dsnt", "min_dsnt_mass")):
+        for kind, field in (("segmentation", "min_confidence"), ("heatmap", "min_peak"), ("dsnt", "min_dsnt_mass"),
+                            ("refiner", "min_refiner_mass")):  # fmt: skip
             vals = np.array([r["conf"][kind] for r in good if kind in r["conf"]], float)
             floors[field] = float(np.quantile(vals, q)) if vals.size and q > 0 else 0.0
         spreads = np.array([r["spread"] for r in good if r["spread"] is not None], float)
@@ -246,7 +250,7 @@ def _pooled_calibration(cvs: list[Path], folds: list[int]) -> int:
     from partus.quality import DEFAULT_LIMITS
 
     rows = {d.name: collect(d, folds) for d in cvs}
-    fields = ("min_confidence", "min_peak", "min_dsnt_mass", "max_aop_spread")
+    fields = ("min_confidence", "min_peak", "min_dsnt_mass", "min_refiner_mass", "max_aop_spread")
     for c in calibrate([r for rs in rows.values() for r in rs], DEFAULT_LIMITS):
         lim = replace(DEFAULT_LIMITS, **{k: c[k] for k in fields})
         print("pooled floors:", json.dumps({"q": c["q"], **{k: c[k] for k in fields}}))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from partus.decode import decode_heatmaps, fuse_landmarks, to_image_coords
+from partus.decode import decode_heatmaps, fuse_landmarks, peak_mass, to_image_coords
 
 
 def gaussian(cx: float, cy: float, shape=(64, 48), sigma=2.0, height=1.0) -> np.ndarray:
@@ -153,3 +153,12 @@ def test_fused_landmarks_weighted_median_against_a_sorted_reference():
     np.testing.assert_allclose(batched, [a + 1, a + 1])
     with pytest.raises(ValueError, match="'mean' or 'median'"):
         fuse_landmarks(three, method="mode")
+
+
+def test_peak_mass_sums_the_square_around_each_peak_clipped_at_the_border():
+    maps = np.zeros((2, 8, 8))
+    maps[0, 4, 4], maps[0, 4, 6], maps[0, 7, 7] = 0.5, 0.2, 0.3  # peak (4, 4): (6, 4) is inside, (7, 7) is not
+    maps[1, 0, 0], maps[1, 2, 2], maps[1, 3, 3] = 0.6, 0.3, 0.1  # peak on the corner: its square is 3 x 3
+    np.testing.assert_allclose(peak_mass(maps), [0.7, 0.9])
+    np.testing.assert_allclose(peak_mass(maps, radius=0), [0.5, 0.6])
+    np.testing.assert_allclose(peak_mass(np.full((1, 10, 10), 0.01)), [0.09])  # flat: the first cell, a corner

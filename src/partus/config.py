@@ -179,12 +179,29 @@ class RefineConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     #: DSNT regulariser's Gaussian (grid pixels).
     sigma: float = Field(1.0, gt=0)
-    #: Landmark indices the refined points replace (0 PS1, 1 PS2).
-    refines: list[Literal[0, 1]] = Field(default_factory=lambda: [0], min_length=1)
+    #: Landmark indices the refined points replace (0 PS1, 1 PS2, 2 FH1: only with ``centre: box``).
+    refines: list[Literal[0, 1, 2]] = Field(default_factory=lambda: [0], min_length=1)
     #: Where a window is centred: ``midpoint``, one window on the PS1/PS2 midpoint, shared by all refined
     #: landmarks; ``landmark``, one window per refined landmark on its own first estimate (trained on windows
-    #: centred on one annotated endpoint, that endpoint's map alone supervised).
-    centre: Literal["midpoint", "landmark"] = "midpoint"
+    #: centred on one annotated endpoint, that endpoint's map alone supervised); ``box``, one window on the
+    #: centre of the three landmarks' bounding box, predicting all three (it needs a crop that holds them).
+    centre: Literal["midpoint", "landmark", "box"] = "midpoint"
+    #: Per refined landmark (in the order of ``refines``), the refined point's share of the result: 1 replaces
+    #: the first estimate, 0.5 averages the two. Default: 1 for each. Inference only (it is exported).
+    blend: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RefineConfig:
+        if 2 in self.refines and self.centre != "box":
+            raise ValueError("refines FH1 (2) only with centre: box (the other windows do not hold the head)")
+        if self.blend is not None and (len(self.blend) != len(self.refines) or not all(0 < b <= 1 for b in self.blend)):
+            raise ValueError(f"blend must be {len(self.refines)} numbers in (0, 1], one per refined landmark")
+        return self
+
+    @property
+    def n_points(self) -> int:
+        """Landmarks the refiner predicts in its window: PS1, PS2 (and FH1 with ``box``)."""
+        return 3 if self.centre == "box" else 2
 
 
 class Config(_Strict):

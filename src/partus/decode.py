@@ -17,7 +17,7 @@ import numpy as np
 from .conventions import parse_enum
 
 __all__ = [
-    "FUSION", "HEAD_WEIGHTS", "DecodeMethod", "decode_heatmaps", "fuse_landmarks", "to_grid_coords",
+    "FUSION", "HEAD_WEIGHTS", "DecodeMethod", "decode_heatmaps", "fuse_landmarks", "peak_mass", "to_grid_coords",
     "to_image_coords", "upsample_labels",
 ]  # fmt: skip
 
@@ -111,6 +111,16 @@ def _soft_argmax(m: np.ndarray, x: int, y: int, window: int) -> np.ndarray:
         return np.array([x, y], float)
     # the expected coordinates from the marginals: (p * xs).sum() without building the grids
     return np.array([p.sum(0) @ np.arange(x0, x1), p.sum(1) @ np.arange(y0, y1)]) / total
+
+
+def peak_mass(maps: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Confidence of DSNT maps ``(K, h, w)`` (each a probability distribution): the mass within ``radius`` grid
+    pixels (a square) of each map's peak, ``(K,)``."""
+    out = np.empty(len(maps))
+    for k, m in enumerate(maps):
+        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+        out[k] = m[max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1].sum()
+    return out
 
 
 def decode_heatmaps(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import decode_heatmaps, to_image_coords
+from .decode import decode_heatmaps, peak_mass, to_image_coords
 from .errors import InputError
 from .export import open_model
 from .refine import Refiner, refiner_path
@@ -81,10 +81,7 @@ class OnnxModel:
         grid = maps.shape[-2:]
         if kind == "dsnt":  # expected coordinates; confidence = probability mass within 2 px of the peak
             xy, _ = decode_heatmaps(maps, method="soft_argmax", window=0)
-            conf = np.empty(3)
-            for k, m in enumerate(maps):
-                y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-                conf[k] = m[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3].sum()
+            conf = peak_mass(maps)
         else:
             xy, conf = decode_heatmaps(maps, method=self.meta.get("decode", "dark"), sigma=self.meta.get("sigma", 2.0))
         return to_image_coords(xy, grid, size), np.asarray(conf, float)

@@ -64,8 +64,12 @@ def _mirror_measurement(m: Measurement, width: int) -> Measurement:
     return replace(m, landmarks=Landmarks.from_array(pts))
 
 
+#: The landmarks, in the order of the (3,) confidence arrays.
+NAMES = ("PS1", "PS2", "FH1")
+
+
 def _named(conf: np.ndarray) -> dict[str, float]:
-    return dict(zip(("PS1", "PS2", "FH1"), (round(float(c), 4) for c in conf), strict=True))
+    return dict(zip(NAMES, (round(float(c), 4) for c in conf), strict=True))
 
 
 def model_files(path: str | os.PathLike) -> list:
@@ -254,8 +258,14 @@ class Predictor:
         from_heads = False
         fused = fuse_landmarks(points, weights, FUSION) if points else None
         refiners = [m.refiner for m in self.models if m.refiner is not None]
+        checks = [(kind, c) for _, kind, c in confs]
+        refiner_conf = None
         if fused is not None and refiners:  # a second look at the symphysis (partus.refine), members averaged
-            fused = np.mean([r([canon], [fused])[0] for r in refiners], axis=0)
+            looks = [r.refine([canon], [fused]) for r in refiners]
+            fused = np.mean([p[0] for p, _ in looks], axis=0)
+            refiner_conf = np.fmin.reduce([c[0] for _, c in looks])  # the least sure refiner; NaN: not read
+            if np.isfinite(refiner_conf).any():  # judged on the landmarks its window read
+                checks.append(("refiner", np.where(np.isfinite(refiner_conf), refiner_conf, np.inf)))
         if seg_result is not None and (not seg_result.ok or len(self.members) == 1):
             result = seg_result  # a failed segmentation ends here: the ensemble does not half-average
             if not result.ok and fused is not None:  # but the landmark heads' points are reported, flagged
@@ -268,7 +278,7 @@ class Predictor:
                 aops = [angle_of_progression(*p) for p in points]
                 spread = float(max(aops) - min(aops))
         result = check_measurement(
-            result, size, [(kind, c) for _, kind, c in confs], self.limits,
+            result, size, checks, self.limits,
             aop_spread=spread, gray=canon, label_map=lab, standard_plane=plane,
         )  # fmt: skip
         if mirrored:  # back to the scan as displayed; landmarks keep their anatomical identity
@@ -280,6 +290,9 @@ class Predictor:
             extras["landmarks_from"] = "landmark heads"
         if plane is not None:
             extras["standard_plane"] = round(plane, 4)
+        if refiner_conf is not None and np.isfinite(refiner_conf).any():
+            named = zip(NAMES, refiner_conf, strict=True)
+            extras["refiner_confidence"] = {n: round(float(c), 4) for n, c in named if np.isfinite(c)}
         if len(self.members) > 1:
             extras["member_confidence"] = {label: _named(c) for label, _, c in confs}
             extras["aop_spread_deg"] = None if spread is None else round(spread, 3)

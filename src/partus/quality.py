@@ -40,6 +40,11 @@ class QualityLimits:
         heatmaps are flat, trained with label noise: its peaks are low even when right).
     min_dsnt_mass : float
         Lowest acceptable confidence of a DSNT model or head: the probability mass within 2 px of its peak.
+    min_refiner_mass : float
+        Lowest acceptable confidence of a symphysis refiner (:mod:`partus.refine`) in any landmark its window
+        reads: the probability mass within 2 px of its map's peak (as a DSNT head's). Its maps are sharp on
+        a symphysis and spread on a view without one (a head-only view: benchmarks/ACCURACY.md, "Is the
+        refiner sure?").
     max_aop_spread : float
         Largest disagreement (deg) between the AoPs of an ensemble's members or a multitask model's heads;
         above it they do not agree on the anatomy. Smaller spreads are only weakly related to the error of
@@ -75,6 +80,7 @@ class QualityLimits:
     min_confidence: float = 0.64
     min_peak: float = 0.0035
     min_dsnt_mass: float = 0.032
+    min_refiner_mass: float = 0.0
     max_aop_spread: float = 60.0
     aop_range: tuple[float, float] = (45.0, 180.0)
     ps_length_range: tuple[float, float] = (0.13, 0.6)
@@ -141,11 +147,13 @@ def check_measurement(
         if reason is not None:
             return _reject(m, reason)
     for kind, conf in confidences:
-        floor = {"segmentation": limits.min_confidence, "dsnt": limits.min_dsnt_mass}.get(kind, limits.min_peak)
+        floor = {"segmentation": limits.min_confidence, "dsnt": limits.min_dsnt_mass,
+                 "refiner": limits.min_refiner_mass}.get(kind, limits.min_peak)  # fmt: skip
         values = np.asarray(conf, dtype=float).reshape(-1)
         low = [f"{n} {c:.2f}" for n, c in zip(("PS1", "PS2", "FH1"), values, strict=False) if not c >= floor]
         if low:
-            return _reject(m, f"low {kind} model confidence ({', '.join(low)} < {floor:g})")
+            who = "symphysis refiner" if kind == "refiner" else f"{kind} model"
+            return _reject(m, f"low {who} confidence ({', '.join(low)} < {floor:g})")
     if aop_spread is not None and not aop_spread <= limits.max_aop_spread:
         spread = f"{aop_spread:.1f} deg"
         return _reject(m, f"the landmark estimates (ensemble members or heads) disagree on the AoP by {spread}")

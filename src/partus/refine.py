@@ -3,10 +3,12 @@
 The AoP error is carried by the symphysis endpoints, PS1 (the vertex) most (benchmarks/ACCURACY.md, "Where
 the AoP error comes from"). A refiner is a small DSNT U-Net that sees a ``crop x crop`` window of the scan
 resized to ``work x work`` pixels (as the networks' input is: :func:`partus.preprocess.resize_image`),
-centred on the first estimate of the symphysis midpoint (``centre: midpoint``) or, one window per refined
-landmark, on that landmark's first estimate (``centre: landmark``), and predicts PS1 and PS2 inside it;
-the landmarks named in its metadata (``refines``) replace the first estimate (with ``landmark``, each from
-its own window).
+centred on the first estimate of the symphysis midpoint (``centre: midpoint``), on each refined landmark's
+first estimate (``landmark``, one window each) or on the centre of the three landmarks' bounding box
+(``box``), and predicts PS1 and PS2 inside it (and FH1 with ``box``); the landmarks named in its metadata
+(``refines``) replace the first estimate, or are averaged with it by their ``blend`` weight. The
+probability mass around each map's peak is its confidence (:meth:`Refiner.refine`; a verdict floor of its
+own, ``QualityLimits.min_refiner_mass``, is off by default).
 
 An exported refiner is ``NAME.refiner.onnx`` beside its network ``NAME.onnx`` (``partus export`` writes
 both); :class:`~partus.members.OnnxModel` loads it with the network, and model folders do not list it as
@@ -22,10 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .decode import decode_heatmaps, to_grid_coords, to_image_coords
+from .decode import decode_heatmaps, peak_mass, to_grid_coords, to_image_coords
 from .preprocess import resize_image
 
-__all__ = ["SUFFIX", "Refiner", "crop_window", "cut", "map_points", "refiner_path"]
+__all__ = ["SUFFIX", "Refiner", "box_centre", "crop_window", "cut", "map_points", "refiner_path"]
 
 #: File name ending of an exported refiner, beside its network's ``.onnx``.
 SUFFIX = ".refiner.onnx"
@@ -35,6 +37,12 @@ def refiner_path(model: str | os.PathLike) -> Path:
     """Where the refiner of the exported network ``model`` (``NAME.onnx``) lives: ``NAME.refiner.onnx``."""
     p = Path(model)
     return p.with_name(p.name.removesuffix(".onnx") + SUFFIX)
+
+
+def box_centre(points) -> np.ndarray:
+    """The centre of the landmarks' bounding box ``(2,)``: where a ``box`` refiner's window sits."""
+    p = np.asarray(points, float)
+    return (p.max(0) + p.min(0)) / 2
 
 
 def crop_window(centre, crop: int, scale: float = 1.0, angle_deg: float = 0.0) -> np.ndarray:
@@ -61,8 +69,9 @@ class Refiner:
     """An exported refiner on ONNX Runtime.
 
     Its metadata gives ``work`` (the scan's working size), ``crop`` (the window), ``output_stride``,
-    ``refines`` (landmark indices it replaces, e.g. ``[0]`` for PS1) and ``centre`` (``midpoint``, the
-    default of refiners exported before it existed, or ``landmark``).
+    ``refines`` (landmark indices it refines, e.g. ``[0]`` for PS1), ``blend`` (each one's share of the result,
+    1 replacing the first estimate: the default of refiners exported before it existed) and ``centre``
+    (``midpoint``, the default of refiners exported before it existed, ``landmark`` or ``box``).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 0, spinning: bool = False):
@@ -77,33 +86,49 @@ class Refiner:
         self.grid = (self.crop // int(self.meta["output_stride"]),) * 2
         self.refines = [int(i) for i in self.meta["refines"]]
         self.centre = self.meta.get("centre", "midpoint")
-        if self.centre not in ("midpoint", "landmark"):
+        if self.centre not in ("midpoint", "landmark", "box"):
             raise InputError(self.path, f"unknown window centre {self.centre!r}")
+        self.n_points = 3 if self.centre == "box" else 2  # landmarks the window holds and predicts
+        self.blend = [float(b) for b in self.meta.get("blend") or [1.0] * len(self.refines)]  # refined share
 
     def __call__(self, grays: list[np.ndarray], points: list[np.ndarray]) -> list[np.ndarray]:
         """Each image's landmarks ``(3, 2)`` (image pixels) with the refined ones replaced; NaN points pass."""
+        return self.refine(grays, points)[0]
+
+    def refine(self, grays: list[np.ndarray], points: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The refined landmarks (as calling the refiner gives) and each image's confidence ``(3,)`` in PS1,
+        PS2, FH1: the probability mass within 2 grid pixels of the peak of each map the refiner read (as a
+        DSNT head's; a ``midpoint`` window reads PS1 and PS2, a ``box`` window all three, a ``landmark``
+        window its own point's), NaN for the others and for images it did not refine."""
         from .members import activate
 
         out = [np.array(p, float) for p in points]
-        todo = [i for i, p in enumerate(out) if np.isfinite(p[:2]).all()]
+        conf = [np.full(3, np.nan) for _ in out]
+        todo = [i for i, p in enumerate(out) if np.isfinite(p[: self.n_points]).all()]
         if not todo:
-            return out
-        jobs, crops = [], []  # (image, landmarks taken from the window, window), one per crop
+            return out, conf
+        jobs, crops = [], []  # (image, landmarks taken from the window, maps read, window), one per crop
         for i in todo:
             g = grays[i]
             work = resize_image(g, self.work)
-            first = to_grid_coords(out[i][:2], g.shape, (self.work,) * 2)
-            centred = [(first.mean(0), self.refines)] if self.centre == "midpoint" else \
-                [(first[j], [j]) for j in self.refines]  # fmt: skip
-            for centre, take in centred:
+            first = to_grid_coords(out[i], g.shape, (self.work,) * 2)
+            if self.centre == "landmark":
+                centred = [(first[j], [j], [j]) for j in self.refines]
+            else:
+                centre = box_centre(first) if self.centre == "box" else first[:2].mean(0)
+                centred = [(centre, self.refines, list(range(self.n_points)))]
+            for centre, take, read in centred:
                 m = crop_window(centre, self.crop)
-                jobs.append((i, take, m))
+                jobs.append((i, take, read, m))
                 crops.append(cut(work, m, self.crop))
         x = (np.stack(crops).astype(np.float32) / np.float32(255.0))[:, None]
         maps = activate(self.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
-        for (i, take, m), mp in zip(jobs, maps, strict=True):
-            out[i][take] = self.locate(mp[take], m, grays[i].shape)
-        return out
+        share = dict(zip(self.refines, self.blend, strict=True))
+        for (i, take, read, m), mp in zip(jobs, maps, strict=True):
+            w = np.array([share[j] for j in take])[:, None]
+            out[i][take] = w * self.locate(mp[take], m, grays[i].shape) + (1 - w) * out[i][take]
+            conf[i][read] = peak_mass(mp[read])
+        return out, conf
 
     def locate(self, maps: np.ndarray, m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Points ``(K, 2)`` in the pixels of a scan of ``shape`` from activated maps ``(K, h, w)`` of the

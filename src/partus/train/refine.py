@@ -25,7 +25,7 @@ from ..config import AugmentConfig, RefineConfig
 from ..data.records import Record
 from ..decode import to_grid_coords
 from ..preprocess import resize_image
-from ..refine import crop_window, cut, map_points
+from ..refine import box_centre, crop_window, cut, map_points
 
 __all__ = [
     "build_refiner",
@@ -43,7 +43,7 @@ FILE = "refiner.pt"
 def build_refiner(rc: RefineConfig) -> torch.nn.Module:
     from ..models import create_model
 
-    return create_model("dsnt_unet", out_channels=2, features=rc.features, output_stride=rc.output_stride)
+    return create_model("dsnt_unet", out_channels=rc.n_points, features=rc.features, output_stride=rc.output_stride)
 
 
 def _photometric(aug: AugmentConfig):
@@ -68,7 +68,8 @@ def train_refiner(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     work = (rc.work, rc.work)
-    scans = [(resize_image(r.image, rc.work), to_grid_coords(r.points[:2], r.image.shape, work)) for r in records]
+    n = rc.n_points
+    scans = [(resize_image(r.image, rc.work), to_grid_coords(r.points[:n], r.image.shape, work)) for r in records]
     grid = (rc.crop // rc.output_stride,) * 2
     net = build_refiner(rc)
     opt = torch.optim.AdamW(net.parameters(), lr=rc.lr, weight_decay=1e-4)
@@ -85,9 +86,11 @@ def train_refiner(
                 xs, ys, ws = [], [], []
                 for i in order[b : b + rc.batch_size]:
                     gray, pts = scans[i]
-                    w = np.ones(2, np.float32)  # which maps this window supervises
+                    w = np.ones(n, np.float32)  # which maps this window supervises
                     if rc.centre == "midpoint":
                         centre = pts.mean(0) + rng.normal(0.0, rc.jitter, 2)
+                    elif rc.centre == "box":
+                        centre = box_centre(pts) + rng.normal(0.0, rc.jitter, 2)
                     else:  # on one refined endpoint; the other may lie outside the window: not supervised
                         j = rc.refines[int(rng.integers(len(rc.refines)))]
                         centre = pts[j] + rng.normal(0.0, rc.jitter, 2)
@@ -106,7 +109,7 @@ def train_refiner(
                 w = torch.from_numpy(np.stack(ws))
                 probs = spatial_softmax(net(x))
                 dist, js = (dsnt(probs) - y).norm(dim=-1), js_regulariser(probs, y, rc.sigma)
-                if rc.centre == "midpoint":  # every map supervised (written so, earlier refiners reproduce exactly)
+                if rc.centre != "landmark":  # every map supervised (written so, earlier refiners reproduce exactly)
                     loss = dist.mean() + js.mean()
                 else:
                     loss = ((dist + js) * w).sum() / w.sum()
@@ -168,9 +171,9 @@ def export_refiner(path: str | Path, out: str | Path) -> dict:
     net, rc, config = load_refiner(path)
     meta = {
         "format": 1, "partus_version": __version__, "config": config, "kind": "refiner",
-        "model": "dsnt_unet", "model_kwargs": {"out_channels": 2, "features": rc.features},
+        "model": "dsnt_unet", "model_kwargs": {"out_channels": rc.n_points, "features": rc.features},
         "output_stride": rc.output_stride, "work": rc.work, "crop": rc.crop, "refines": list(rc.refines),
-        "centre": rc.centre,
+        "centre": rc.centre, "blend": list(rc.blend) if rc.blend is not None else [1.0] * len(rc.refines),
         "input_scale": "uint8 / 255, one channel",
         "coordinates": "(x, y) pixels of the crop, origin top-left pixel centre; grid and crop edges align",
     }  # fmt: skip
