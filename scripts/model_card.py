@@ -31,14 +31,14 @@ def _refiner_row(r: dict | None) -> str:
             f"{r['kb']:.0f} kB | `{r['sha']}` | {m['max_abs_diff']:.1e} |\n")  # fmt: skip
 
 
-LANDMARKS = ("PS1", "PS2", "FH1")
-
-
 def _refiner_bullet(r: dict | None) -> str:
     if not r:
         return ""
     m = r["meta"]
-    names = " and ".join(LANDMARKS[i] for i in m["refines"])
+    from partus.conventions import LANDMARKS
+
+    refined = [LANDMARKS[i] for i in m["refines"]]
+    names = refined[0] if len(refined) == 1 else ", ".join(refined[:-1]) + " and " + refined[-1]
     blend = m.get("blend") or [1.0] * len(m["refines"])
     notes = [f"{LANDMARKS[i]} is the mean of the refiner's and the network's" if b == 0.5 else
              f"{LANDMARKS[i]} weighs the refiner's {b:g} and the network's {1 - b:g}"

@@ -11,7 +11,8 @@ is set, alone (the shipped network already exists), into ``OUT/refiner.pt``.
 For each blocks fold, a refiner is trained on the fold's training blocks (``partus.train.refine``, the
 settings of ``configs/multitask.yaml``'s ``refine:`` section or its defaults with ``--set``), saved as
 ``OUT/foldK/refiner.pt`` beside a link to the fold network's checkpoints (``--cv``), so ``OUT`` is a CV
-folder whose networks carry a refiner (a rerun keeps finished refiners). Then each fold network runs on its
+folder whose networks carry a refiner (a rerun keeps finished refiners trained with the same settings, and
+rewrites their settings that only say how their points are used, e.g. ``blend``). Then each fold network runs on its
 held-out plain scans through the shipped ONNX path (usual display) with and without its refiner, and the
 script prints PS1/PS2 errors and AoP MAE (signed bias) by AoP band and writes ``OUT/refine_plain.json``.
 """
@@ -88,7 +89,7 @@ def main() -> None:
 
     from partus.config import load_config
     from partus.train.fit import load_records, split
-    from partus.train.refine import FILE, save_refiner, train_refiner
+    from partus.train.refine import FILE, refiner_done, save_refiner, train_refiner
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cv", type=Path, default=REPO / "runs" / "sweep" / "mt_ema_blocks")
@@ -123,7 +124,7 @@ def main() -> None:
         for name in ("checkpoints", "fold.json"):  # the fold's network (last epoch), its marker of a finished run
             if not (d / name).is_symlink() and (a.cv / f"fold{k}" / name).exists():
                 (d / name).symlink_to((a.cv / f"fold{k}" / name).resolve())
-        if not (d / FILE).is_file():
+        if not refiner_done(d / FILE, cfg.refine, ""):  # kept if trained so (its use, e.g. blend, updated)
             print(f"fold {k}: training the refiner on {len(train)} scans", flush=True)
             t0 = time.perf_counter()
             net = train_refiner(train, cfg.refine, cfg.data.augment, seed=cfg.train.seed, log=print)

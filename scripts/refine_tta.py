@@ -30,15 +30,31 @@ VARIANTS = {
 RUNS = ["base", "shift4", "shift8", "scale", "turn", "mix", "base@2", "mix@2", "mix@median"]
 
 
-def tta_refiner(base, windows, passes: int, median: bool):
-    """A callable like ``base`` (a :class:`partus.refine.Refiner`) that refines from several windows."""
+class _Refiner:
+    """What :class:`partus.predict.Predictor` needs of a refiner: ``refine`` (points, confidences: none here)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def refine(self, grays, points):
+        out = self.fn(grays, points)
+        return out, [np.full(3, np.nan) for _ in out]
+
+    def __call__(self, grays, points):
+        return self.fn(grays, points)
+
+
+def tta_refiner(base, windows, passes: int, median: bool) -> _Refiner:
+    """A refiner like ``base`` (a :class:`partus.refine.Refiner`, its ``blend`` applied once at the end) that
+    refines from several windows."""
     from partus.decode import to_grid_coords
     from partus.members import activate
     from partus.preprocess import resize_image
     from partus.refine import crop_window, cut
 
     def refine(grays, points):
-        out = [np.array(p, float) for p in points]
+        first = [np.array(p, float) for p in points]
+        out = [p.copy() for p in first]
         for _ in range(passes):
             todo = [i for i, p in enumerate(out) if np.isfinite(p[:2]).all()]
             jobs, crops = [], []
@@ -50,7 +66,7 @@ def tta_refiner(base, windows, passes: int, median: bool):
                     jobs.append((i, m))
                     crops.append(cut(work, m, base.crop))
             if not jobs:
-                return out
+                break
             x = (np.stack(crops).astype(np.float32) / 255.0)[:, None]
             maps = activate(base.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
             found: dict[int, list] = {}
@@ -58,9 +74,12 @@ def tta_refiner(base, windows, passes: int, median: bool):
                 found.setdefault(i, []).append(base.locate(mp, m, grays[i].shape))
             for i, v in found.items():
                 out[i][base.refines] = (np.median(v, 0) if median else np.mean(v, 0))[base.refines]
+        w = np.array(base.blend)[:, None]
+        for o, f in zip(out, first, strict=True):
+            o[base.refines] = w * o[base.refines] + (1 - w) * f[base.refines]
         return out
 
-    return refine
+    return _Refiner(refine)
 
 
 def main() -> None:

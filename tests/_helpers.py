@@ -55,3 +55,21 @@ def write_sample_video(path: Path, n: int, fourcc: str = "MJPG") -> list[np.ndar
         out.append(f)
     writer.release()
     return out
+
+
+#: A refiner small and quick enough for tests: 2 epochs, 48-px windows of the scan at 128 px, 4 features.
+REFINE_SETTINGS = ["refine.epochs=2", "refine.work=128", "refine.crop=48", "refine.features=4"]
+
+
+class SpikeSession:
+    """A refiner's ONNX session stand-in whose PS1 map (and PS2 map, and FH1 map) has all its mass on one grid cell."""
+
+    def __init__(self, cell, *more):
+        self.cells = (cell, *more) if more else (cell, cell)
+
+    def run(self, _names, feeds):
+        n = feeds["image"].shape[0]
+        logits = np.zeros((n, len(self.cells), 24, 24), np.float32)
+        for k, (x, y) in enumerate(self.cells):
+            logits[:, k, y, x] = 60.0
+        return [logits]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .cleanup import clean_label_map
-from .conventions import FH, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
+from .conventions import FH, LANDMARKS, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
 from .decode import FUSION, HEAD_WEIGHTS, fuse_landmarks, upsample_labels
 from .errors import InputError
 from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
@@ -64,12 +64,8 @@ def _mirror_measurement(m: Measurement, width: int) -> Measurement:
     return replace(m, landmarks=Landmarks.from_array(pts))
 
 
-#: The landmarks, in the order of the (3,) confidence arrays.
-NAMES = ("PS1", "PS2", "FH1")
-
-
 def _named(conf: np.ndarray) -> dict[str, float]:
-    return dict(zip(NAMES, (round(float(c), 4) for c in conf), strict=True))
+    return dict(zip(LANDMARKS, (round(float(c), 4) for c in conf), strict=True))
 
 
 def model_files(path: str | os.PathLike) -> list:
@@ -291,7 +287,7 @@ class Predictor:
         if plane is not None:
             extras["standard_plane"] = round(plane, 4)
         if refiner_conf is not None and np.isfinite(refiner_conf).any():
-            named = zip(NAMES, refiner_conf, strict=True)
+            named = zip(LANDMARKS, refiner_conf, strict=True)
             extras["refiner_confidence"] = {n: round(float(c), 4) for n, c in named if np.isfinite(c)}
         if len(self.members) > 1:
             extras["member_confidence"] = {label: _named(c) for label, _, c in confs}

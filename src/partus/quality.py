@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .conventions import FH, PS, Status
+from .conventions import FH, LANDMARKS, PS, Status
 from .measurement import Measurement
 
 __all__ = ["DEFAULT_LIMITS", "QualityLimits", "check_image", "check_measurement"]
@@ -40,11 +40,6 @@ class QualityLimits:
         heatmaps are flat, trained with label noise: its peaks are low even when right).
     min_dsnt_mass : float
         Lowest acceptable confidence of a DSNT model or head: the probability mass within 2 px of its peak.
-    min_refiner_mass : float
-        Lowest acceptable confidence of a symphysis refiner (:mod:`partus.refine`) in any landmark its window
-        reads: the probability mass within 2 px of its map's peak (as a DSNT head's). Its maps are sharp on
-        a symphysis and spread on a view without one (a head-only view: benchmarks/ACCURACY.md, "Is the
-        refiner sure?").
     max_aop_spread : float
         Largest disagreement (deg) between the AoPs of an ensemble's members or a multitask model's heads;
         above it they do not agree on the anatomy. Smaller spreads are only weakly related to the error of
@@ -72,6 +67,12 @@ class QualityLimits:
         structure drawn over a blank region (outside the ultrasound sector, or nothing in view) is a
         hallucination; on the 658 annotated PSFHS scans the share is at most 0.78 for the head (its
         interior is dark) and 0.22 for the symphysis.
+    min_refiner_mass : float
+        Lowest acceptable confidence of a symphysis refiner (:mod:`partus.refine`) in any landmark its window
+        reads: the probability mass within 2 px of its map's peak (as a DSNT head's). Off (0) by default:
+        its maps are sharper on a symphysis than on a view without one, but on the held-out blocks a floor
+        refused few more non-intrapartum proxies for more flagged good scans (benchmarks/ACCURACY.md, "A
+        second look at the symphysis").
     """
 
     min_side: int = 32
@@ -80,13 +81,13 @@ class QualityLimits:
     min_confidence: float = 0.64
     min_peak: float = 0.0035
     min_dsnt_mass: float = 0.032
-    min_refiner_mass: float = 0.0
     max_aop_spread: float = 60.0
     aop_range: tuple[float, float] = (45.0, 180.0)
     ps_length_range: tuple[float, float] = (0.13, 0.6)
     max_echo_free: float = 0.95
     min_standard_plane: float = 1.8e-11
     mirror_threshold: float = 0.8
+    min_refiner_mass: float = 0.0
 
 
 #: The default thresholds.
@@ -150,7 +151,7 @@ def check_measurement(
         floor = {"segmentation": limits.min_confidence, "dsnt": limits.min_dsnt_mass,
                  "refiner": limits.min_refiner_mass}.get(kind, limits.min_peak)  # fmt: skip
         values = np.asarray(conf, dtype=float).reshape(-1)
-        low = [f"{n} {c:.2f}" for n, c in zip(("PS1", "PS2", "FH1"), values, strict=False) if not c >= floor]
+        low = [f"{n} {c:.2f}" for n, c in zip(LANDMARKS, values, strict=False) if not c >= floor]
         if low:
             who = "symphysis refiner" if kind == "refiner" else f"{kind} model"
             return _reject(m, f"low {who} confidence ({', '.join(low)} < {floor:g})")

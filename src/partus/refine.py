@@ -90,9 +90,13 @@ class Refiner:
             raise InputError(self.path, f"unknown window centre {self.centre!r}")
         self.n_points = 3 if self.centre == "box" else 2  # landmarks the window holds and predicts
         self.blend = [float(b) for b in self.meta.get("blend") or [1.0] * len(self.refines)]  # refined share
+        if not self.refines or not set(self.refines) <= set(range(self.n_points)):
+            raise InputError(self.path, f"refines {self.refines} must name landmarks its {self.centre!r} window holds")
+        if len(self.blend) != len(self.refines) or not all(0 < b <= 1 for b in self.blend):
+            raise InputError(self.path, f"blend {self.blend} must give a share in (0, 1] per refined landmark")
 
     def __call__(self, grays: list[np.ndarray], points: list[np.ndarray]) -> list[np.ndarray]:
-        """Each image's landmarks ``(3, 2)`` (image pixels) with the refined ones replaced; NaN points pass."""
+        """Each image's landmarks ``(3, 2)`` (image pixels), the refined ones replaced (or blended); NaN points pass."""
         return self.refine(grays, points)[0]
 
     def refine(self, grays: list[np.ndarray], points: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:

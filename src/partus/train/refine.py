@@ -141,18 +141,32 @@ def save_refiner(net: torch.nn.Module, rc: RefineConfig, path: str | Path, confi
         torch.save({"state_dict": net.state_dict(), "refine": rc.model_dump(), "config": config_name, "key": key}, tmp)
 
 
+def _trained_as(rc: RefineConfig) -> dict:
+    """The settings that decide a refiner's weights: not ``blend``, nor ``refines`` for a window that
+    supervises every map (``midpoint``, ``box``); those only say how its points are used."""
+    return rc.model_dump(exclude={"blend"} if rc.centre == "landmark" else {"blend", "refines"})
+
+
 def refiner_done(path: Path, rc: RefineConfig, key: str) -> bool:
-    """Whether ``path`` holds a refiner trained with the settings ``rc`` on what ``key`` names (a rerun keeps it)."""
+    """Whether ``path`` holds a refiner trained as ``rc`` says on what ``key`` names (a rerun keeps it). Its
+    settings that only say how its points are used (:func:`_trained_as`) are then rewritten to ``rc``'s."""
     if not path.is_file():
         return False
     from pydantic import ValidationError
+
+    from ..io import atomic_path
 
     blob = torch.load(path, map_location="cpu", weights_only=True)
     try:
         stored = RefineConfig(**blob["refine"])  # settings added since it was saved take their defaults
     except ValidationError:  # a setting since removed or changed: train again
         return False
-    return stored == rc and blob.get("key") == key
+    if _trained_as(stored) != _trained_as(rc) or blob.get("key") != key:
+        return False
+    if stored != rc:
+        with atomic_path(Path(path)) as tmp:
+            torch.save({**blob, "refine": rc.model_dump()}, tmp)
+    return True
 
 
 def load_refiner(path: str | Path) -> tuple[torch.nn.Module, RefineConfig, str]:
