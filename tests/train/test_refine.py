@@ -156,6 +156,10 @@ def test_refine_settings_are_checked():
         load_config("configs/smoke.yaml", ["refine.crop=50"])
     with pytest.raises(InputError, match="refines"):
         load_config("configs/smoke.yaml", ["refine.refines=[2]"])
+    with pytest.raises(InputError, match="centre: box"):  # FH1 only in a window that holds the head
+        load_config("configs/smoke.yaml", ["refine.refines=[0, 2]"])
+    with pytest.raises(InputError, match="centre"):
+        load_config("configs/smoke.yaml", ["refine.centre=head"])
 
 
 def test_torch_path_refines_in_the_usual_display():

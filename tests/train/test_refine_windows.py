@@ -210,36 +210,20 @@ def test_predictor_refuses_what_the_refiner_is_unsure_of_and_reports_its_confide
         np.testing.assert_allclose(strict.measurement.aop, m.aop)
 
 
-def test_a_box_refiner_trains_and_exports_and_fh1_needs_it(tmp_path):
+@pytest.mark.parametrize(("centre", "refines"), [("landmark", [0, 1]), ("box", [0, 1, 2])])
+def test_refiners_with_other_windows_train_and_export(centre, refines, tmp_path):
     base = ["train.epochs=1", "data.n_phantoms=8", "model.kwargs={features: 4}", *REFINE_SETTINGS]
-    res = fit(load_config("configs/smoke.yaml", [*base, "refine.centre=box", "refine.refines=[0, 1, 2]"]),
+    res = fit(load_config("configs/smoke.yaml", [*base, f"refine.centre={centre}", f"refine.refines={refines}"]),
               tmp_path, progress=False)  # fmt: skip
     export_onnx(res.checkpoint, tmp_path / "m.onnx")
     refiner = Refiner(refiner_path(tmp_path / "m.onnx"))
-    assert refiner.centre == "box" and refiner.refines == [0, 1, 2] and refiner.n_points == 3
-    assert read_metadata(refiner_path(tmp_path / "m.onnx"))["model_kwargs"]["out_channels"] == 3
+    assert refiner.centre == centre and refiner.refines == refines and refiner.blend == [1.0] * len(refines)
+    assert read_metadata(refiner_path(tmp_path / "m.onnx"))["model_kwargs"]["out_channels"] == refiner.n_points
     rec = load_phantoms(2, seed=5, size=128)
     got = refiner([r.image for r in rec], [r.points for r in rec])
     for r, g in zip(rec, got, strict=True):
-        assert np.isfinite(g).all() and not np.isclose(g, r.points).any()
-    with pytest.raises(InputError, match="centre: box"):
-        load_config("configs/smoke.yaml", ["refine.refines=[0, 2]"])
-
-
-def test_a_landmark_centred_refiner_trains_and_exports(tmp_path):
-    base = ["train.epochs=1", "data.n_phantoms=8", "model.kwargs={features: 4}", *REFINE_SETTINGS]
-    res = fit(load_config("configs/smoke.yaml", [*base, "refine.centre=landmark", "refine.refines=[0, 1]"]),
-              tmp_path, progress=False)  # fmt: skip
-    export_onnx(res.checkpoint, tmp_path / "m.onnx")
-    refiner = Refiner(refiner_path(tmp_path / "m.onnx"))
-    assert refiner.centre == "landmark" and refiner.refines == [0, 1]
-    rec = load_phantoms(2, seed=5, size=128)
-    got = refiner([r.image for r in rec], [r.points for r in rec])
-    for r, g in zip(rec, got, strict=True):
-        assert np.isfinite(g).all() and not np.allclose(g[:2], r.points[:2])
-        np.testing.assert_array_equal(g[2], r.points[2])
-    with pytest.raises(InputError, match="centre"):
-        load_config("configs/smoke.yaml", ["refine.centre=head"])
+        assert np.isfinite(g).all() and not np.allclose(g[refines], r.points[refines])
+        np.testing.assert_array_equal(g[len(refines) :], r.points[len(refines) :])  # FH1 unless refined
 
 
 @pytest.mark.parametrize("centre", ["midpoint", "landmark", "box"])
