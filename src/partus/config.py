@@ -179,7 +179,7 @@ class RefineConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     #: DSNT regulariser's Gaussian (grid pixels).
     sigma: float = Field(1.0, gt=0)
-    #: Landmark indices the refined points replace (0 PS1, 1 PS2, 2 FH1: only with ``centre: box``).
+    #: Landmark indices the refiner refines (0 PS1, 1 PS2, 2 FH1: only with ``centre: box``); see ``blend``.
     refines: list[Literal[0, 1, 2]] = Field(default_factory=lambda: [0], min_length=1)
     #: Where a window is centred: ``midpoint``, one window on the PS1/PS2 midpoint, shared by all refined
     #: landmarks; ``landmark``, one window per refined landmark on its own first estimate (trained on windows
