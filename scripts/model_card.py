@@ -47,16 +47,11 @@ def _refiner_bullet(r: dict | None) -> str:
     if kept:
         notes.append(" and ".join(kept) + (" stay" if len(kept) > 1 else " stays") + " the network's")
     centre = m.get("centre", "midpoint")
-    if centre == "landmark" and len(m["refines"]) > 1:
-        where = f"a {m['crop']}-px window is cut around each of the fused {names},\n  and a small DSNT U-Net re-locates each point in its own window"
-    elif centre == "landmark":
-        where = (
-            f"a {m['crop']}-px window is cut around the fused {names},\n  and a small DSNT U-Net re-locates it there"
-        )
-    elif centre == "box":
-        where = f"a {m['crop']}-px window is cut around the centre of the fused landmarks' bounding box,\n  and a small DSNT U-Net re-locates {names} there"
-    else:
-        where = f"a {m['crop']}-px window is cut around the fused symphysis midpoint,\n  and a small DSNT U-Net re-locates {names} there"
+    several = centre == "landmark" and len(refined) > 1  # one window per refined point
+    around = {"landmark": ("each of " if several else "") + f"the fused {names}",
+              "box": "the centre of the fused landmarks' bounding box"}.get(centre, "the fused symphysis midpoint")  # fmt: skip
+    what = "each point in its own window" if several else "it there" if centre == "landmark" else f"{names} there"
+    where = f"a {m['crop']}-px window is cut around {around},\n  and a small DSNT U-Net re-locates {what}"
     return f"""- A **symphysis refiner** (`partus.refine`, `multitask.refiner.onnx`): a second, local look at the
   symphysis. The scan is resized to {m["work"]} px, {where} ({"; ".join([*notes, "HSD follows PS1"])}).
   Trained on the same scans with jittered, scaled and turned windows (`refine:` in the config); it is

@@ -88,7 +88,7 @@ class Refiner:
         self.centre = self.meta.get("centre", "midpoint")
         if self.centre not in ("midpoint", "landmark", "box"):
             raise InputError(self.path, f"unknown window centre {self.centre!r}")
-        self.n_points = 3 if self.centre == "box" else 2  # landmarks the window holds and predicts
+        self.n_points = int(self.meta["model_kwargs"]["out_channels"])  # its maps: PS1, PS2 (and FH1 with box)
         self.blend = [float(b) for b in self.meta.get("blend") or [1.0] * len(self.refines)]  # refined share
         if not self.refines or not set(self.refines) <= set(range(self.n_points)):
             raise InputError(self.path, f"refines {self.refines} must name landmarks its {self.centre!r} window holds")
