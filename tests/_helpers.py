@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -59,6 +60,13 @@ def write_sample_video(path: Path, n: int, fourcc: str = "MJPG") -> list[np.ndar
 
 #: A refiner small and quick enough for tests: 2 epochs, 48-px windows of the scan at 128 px, 4 features.
 REFINE_SETTINGS = ["refine.epochs=2", "refine.work=128", "refine.crop=48", "refine.features=4"]
+
+
+def without_refiner(onnx: Path) -> Path:
+    """A copy of the exported network ``onnx`` in a folder of its own (``bare/`` beside it), no refiner beside it."""
+    bare = onnx.parent / "bare"
+    bare.mkdir()
+    return Path(shutil.copy(onnx, bare / onnx.name))
 
 
 class SpikeSession:

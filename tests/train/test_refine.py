@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _helpers import REFINE_SETTINGS
+from _helpers import REFINE_SETTINGS, without_refiner
 
 from partus.config import load_config
 from partus.data.records import load_phantoms
@@ -103,14 +103,12 @@ def test_older_refiners_still_count_as_done(refine_run, tmp_path):
 
 def test_predictor_uses_the_refiner_for_ps1_only(refine_run, tmp_path):
     export_onnx(refine_run.checkpoint, tmp_path / "m.onnx")
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    shutil.copy(tmp_path / "m.onnx", bare / "m.onnx")
+    bare = without_refiner(tmp_path / "m.onnx")
     images = [r.image for r in load_phantoms(4, seed=3, size=128)]
     with_refiner = Predictor(tmp_path / "m.onnx")
-    assert with_refiner.models[0].refiner is not None and Predictor(bare / "m.onnx").models[0].refiner is None
+    assert with_refiner.models[0].refiner is not None and Predictor(bare).models[0].refiner is None
     a = [p.measurement.landmarks.to_array() for p in with_refiner.predict(images)]
-    b = [p.measurement.landmarks.to_array() for p in Predictor(bare / "m.onnx").predict(images)]
+    b = [p.measurement.landmarks.to_array() for p in Predictor(bare).predict(images)]
     once = with_refiner.models[0].refiner(images, b)  # the refiner once, on the network's own points
     for x, y, z in zip(a, b, once, strict=True):
         np.testing.assert_array_equal(x[1:], y[1:])

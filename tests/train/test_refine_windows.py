@@ -4,11 +4,9 @@ hand on stand-in sessions whose maps have all their mass on known grid cells."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
-from _helpers import REFINE_SETTINGS, SpikeSession
+from _helpers import REFINE_SETTINGS, SpikeSession, without_refiner
 
 from partus.config import load_config
 from partus.data.records import load_phantoms
@@ -187,18 +185,16 @@ def test_predictor_refuses_what_the_refiner_is_unsure_of_and_reports_its_confide
     from partus.quality import DEFAULT_LIMITS
 
     export_onnx(refine_run.checkpoint, tmp_path / "m.onnx")
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    shutil.copy(tmp_path / "m.onnx", bare / "m.onnx")
+    bare = without_refiner(tmp_path / "m.onnx")
     images = [r.image for r in load_phantoms(3, seed=3, size=128)]
     open_limits = replace(DEFAULT_LIMITS, min_confidence=0.0, min_peak=0.0, min_dsnt_mass=0.0, max_aop_spread=1e9,
                           aop_range=(0.0, 180.0), ps_length_range=(0.0, 2.0))  # fmt: skip
     preds = Predictor(tmp_path / "m.onnx", limits=open_limits).predict(images)
-    first = [p.measurement.landmarks.to_array() for p in Predictor(bare / "m.onnx", limits=open_limits).predict(images)]
+    first = [p.measurement.landmarks.to_array() for p in Predictor(bare, limits=open_limits).predict(images)]
     _, own = Predictor(tmp_path / "m.onnx").models[0].refiner.refine(images, first)  # on the network's points
     for p, im, c in zip(preds, images, own, strict=True):
         m = p.measurement
-        assert m.ok and "refiner_confidence" not in Predictor(bare / "m.onnx").predict_one(im).measurement.extras
+        assert m.ok and "refiner_confidence" not in Predictor(bare).predict_one(im).measurement.extras
         conf = m.extras["refiner_confidence"]
         assert list(conf) == ["PS1", "PS2"]
         np.testing.assert_allclose([conf["PS1"], conf["PS2"]], c[:2], atol=1e-4)
