@@ -23,6 +23,7 @@ from ..preprocess import resize_image, to_input
 from .augment import AugmentConfig, apply_augment, build_augment, hflip, random_fan
 from .records import Record
 from .targets import gaussian_heatmaps, perturb_points
+from .turn import turn_symphysis
 
 __all__ = ["EpochSampler", "LandmarkDataset", "aop_band_weights"]
 
@@ -97,6 +98,8 @@ class LandmarkDataset(Dataset):
         if mask is not None and mask.shape != (s, s):
             mask = cv2.resize(mask, (s, s), interpolation=cv2.INTER_NEAREST)
         pts = to_grid_coords(pts, (h0, w0), (s, s))
+        if self.params is not None and self.params.p_turn > 0 and rng.random() < self.params.p_turn:
+            img, pts, mask, _ = turn_symphysis(img, pts, mask, rng.uniform(-1.0, 1.0) * self.params.turn_deg)
         if self.compose is not None:
             img, pts, mask = apply_augment(self.compose, img, pts, mask, self._seed(index) ^ 0x5EED)
             if self.params.p_fan > 0 and rng.random() < self.params.p_fan:
