@@ -8,6 +8,9 @@ The AoP is recomputed with one landmark group predicted and the others annotated
 
     python scripts/error_sources.py --mask-axis [--data ../shared/data/psfhs-dev]
         # could the PS mask's principal axis replace the endpoints? Its angle to the *annotated* axis.
+    python scripts/error_sources.py --rows --cv runs/sweep/mt_ema_refine_blocks
+        # the same table through the shipped ONNX path (the CV's ship_rows.pkl: refiner included, no verdict),
+        # with the bias of the highest band per fold
     python scripts/error_sources.py --hsd runs/sweep/mt_nofan_blocks runs/sweep/mt_strong_blocks
         # HSD error of two CVs through the shipped ONNX path (their ship_rows.pkl), on the scans both measure
 """
@@ -71,16 +74,26 @@ def main() -> None:
     ap.add_argument("--mask-axis", action="store_true", help="annotated mask axis vs annotated endpoints")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "psfhs-dev")
     ap.add_argument("--hsd", type=Path, nargs="+", default=None, help="CV folders with ship_rows.pkl")
+    ap.add_argument("--rows", action="store_true", help="read the CV's ship_rows.pkl (plain scans) instead")
     a = ap.parse_args()
     if a.mask_axis:
         return mask_axis(a.data)
     if a.hsd:
         return hsd(a.hsd)
-    files = sorted(a.cv.glob(f"fold*/{a.file}"))
+    files = sorted(a.cv.glob("fold*/ship_rows.pkl" if a.rows else f"fold*/{a.file}"))
     if not files:
-        raise SystemExit(f"no fold*/{a.file} in {a.cv}")
-    pred = np.concatenate([np.load(f)["pred_plain"] for f in files])
-    gt = np.concatenate([np.load(f)["gt_plain"] for f in files])
+        raise SystemExit(f"no fold*/{'ship_rows.pkl' if a.rows else a.file} in {a.cv}")
+    if a.rows:
+        import pickle
+
+        rows = [r for f in files for r in pickle.loads(f.read_bytes())["rows"] if r["variant"] == "plain"]
+        nan = np.full((3, 2), np.nan)
+        pred = np.stack([nan if r["pred"] is None else r["pred"] for r in rows])
+        gt = np.stack([r["gt"] for r in rows])
+        fold = np.array([r["fold"] for r in rows])
+    else:
+        pred = np.concatenate([np.load(f)["pred_plain"] for f in files])
+        gt = np.concatenate([np.load(f)["gt_plain"] for f in files])
     ok = np.isfinite(pred).all(axis=(1, 2))
     p, g = pred[ok], gt[ok]
     truth = aop(g[:, 0], g[:, 1], g[:, 2])
@@ -104,6 +117,11 @@ def main() -> None:
         cells = "  ".join(f"{np.abs(e[m]).mean():7.2f} ({e[m].mean():+6.2f})" for e in errs.values())
         name = "all" if (lo, hi) == (0, 181) else f"{lo}-{hi}" if hi < 181 else f">={lo}"
         print(f"{name:9s} {m.sum():4d}  {cells}  {np.abs(turn[m]).mean():5.2f} ({turn[m].mean():+5.2f})")
+    if a.rows:  # is the high-angle bias a fold's lack of such scans in training, or everywhere?
+        high, e = truth >= 130, errs["all predicted"]
+        cells = [f"fold {k}: {(high & (fold[ok] == k)).sum()} scans, {e[high & (fold[ok] == k)].mean():+.2f}"
+                 for k in np.unique(fold) if (high & (fold[ok] == k)).any()]  # fmt: skip
+        print("bias at >= 130° by held-out fold: " + "; ".join(cells))
 
 
 if __name__ == "__main__":
