@@ -130,7 +130,8 @@ def refiner_key(records: list[Record], cfg) -> str:
     import hashlib
     import json
 
-    blob = json.dumps([sorted(r.name for r in records), cfg.train.seed, cfg.data.augment.model_dump(mode="json")])
+    aug = cfg.data.augment.model_dump(mode="json", exclude={"p_turn", "turn_deg"})  # the refiner does not turn
+    blob = json.dumps([sorted(r.name for r in records), cfg.train.seed, aug])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
