@@ -128,13 +128,17 @@ def main() -> None:
 def recalibrated(truth: np.ndarray, pred: np.ndarray, fold: np.ndarray) -> None:
     """Would a linear correction of the AoP undo the band biases? Cross-fitted: each fold's correction
     (truth ~ c * pred + d, least squares) is fitted on the other folds' held-out rows."""
+    if len(np.unique(fold)) < 2:
+        return print("a cross-fitted correction needs two folds or more")
     fixed = np.empty_like(pred)
     for k in np.unique(fold):
         c, d = np.polyfit(pred[fold != k], truth[fold != k], 1)
         fixed[fold == k] = c * pred[fold == k] + d
-    slope = np.polyfit(truth, pred, 1)[0]
-    print(f"slope of the predicted AoP on the annotated one {slope:.2f}; a cross-fitted linear correction: "
-          f"AoP MAE {np.abs(fixed - truth).mean():.2f}° (uncorrected {np.abs(pred - truth).mean():.2f}°)")  # fmt: skip
+    within = " / ".join(f"{np.polyfit(truth[fold == k], pred[fold == k], 1)[0]:.2f}" for k in np.unique(fold))
+    print(f"slope of the predicted AoP on the annotated one {np.polyfit(truth, pred, 1)[0]:.2f} (per fold {within}); "
+          f"of the annotated on the predicted {np.polyfit(pred, truth, 1)[0]:.2f}")  # fmt: skip
+    print(f"a cross-fitted linear correction: AoP MAE {np.abs(fixed - truth).mean():.2f}° "
+          f"(uncorrected {np.abs(pred - truth).mean():.2f}°)")  # fmt: skip
 
 
 if __name__ == "__main__":

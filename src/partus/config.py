@@ -41,8 +41,8 @@ class AugmentConfig(_Strict):
     #: Probability of turning the symphysis about PS1 by up to ``turn_deg`` (either way) while the head's far
     #: flank stays put: the AoP changes exactly, and the angle cannot be read from the head's position alone
     #: (:func:`partus.data.turn.turn_symphysis`). 0 by default.
-    p_turn: float = 0.0
-    turn_deg: float = 15.0
+    p_turn: float = Field(0.0, ge=0.0, le=1.0)
+    turn_deg: float = Field(15.0, ge=0.0, le=90.0)
     #: Horizontal flip probability. 0 by default: the datasets' ground truth follows the official,
     #: x-based rule, so a mirrored copy needs ``flip_policy`` to say how its landmarks are defined.
     p_hflip: float = 0.0

@@ -19,7 +19,8 @@ axis (``PS2 - PS1``, measured towards the head; FH1 is at ``t = AoP``) moves to 
   field (the fan's edge) barely moves.
 
 Radii are kept and the angular map is monotonic (``theta`` is clipped so that no arc is squeezed to less
-than 40 % of its width), so nothing folds over, and no head pixel passes FH1's angle. PS1 and FH1 stay
+than 40 % of its width), so nothing folds over, and no head pixel passes FH1's angle; nor may a turn away
+from the head take any head pixel past 178° from the axis. PS1 and FH1 stay
 put, PS2 turns by ``theta`` about PS1, and FH1 stays the tangent point: the AoP becomes ``AoP - theta``
 exactly (positive ``theta`` turns the symphysis towards the head). The head between the symphysis and
 its far flank bends with the turn; masks follow with nearest-neighbour sampling.
@@ -34,8 +35,10 @@ from ..conventions import FH, PS
 
 __all__ = ["turn_symphysis"]
 
-#: The smallest share of a free arc's width left after the turn (the map's smallest angular slope).
+#: The smallest share of a bending arc's width left after the turn (the map's smallest angular slope).
 MIN_SLOPE = 0.4
+#: The largest AoP a turn may produce (the angle is measured in [0, 180]: past it FH1 would not be the tangent).
+MAX_AOP = 178.0
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -72,7 +75,7 @@ def turn_symphysis(
     Returns
     -------
     image, points, mask, theta : the warped scan and the turn applied (0 when the geometry leaves no room:
-        degenerate points, or no room between the symphysis and FH1).
+        degenerate points, no room between the symphysis and FH1, or an AoP already near 180°).
     """
     pts = np.asarray(points, float)
     ps1, ps2, fh1 = pts
@@ -91,7 +94,8 @@ def turn_symphysis(
 
     aop = float(angle(d_fh[0:1], d_fh[1:2])[0])
     t_fix, t_hi = aop - fix_deg, aop  # the head's far flank, kept still
-    r_in = 0.25 * length  # near PS1 everything turns (the symphysis' tip keeps its shape)
+    # near PS1 everything turns (the symphysis' tip keeps its shape), short of FH1 and the head's far flank
+    r_in = min(0.25 * length, float(np.hypot(*d_fh)) / 2.2)
     if mask is not None:
         ys, xs = np.nonzero(mask == FH)
         flank = np.abs(angle(xs - ps1[0], ys - ps1[1]) - aop) < 30.0
@@ -108,8 +112,15 @@ def turn_symphysis(
     gap_in, gap_out = t_fix - core_deg, (360.0 - core_deg) - t_hi  # the two arcs that bend
     if gap_in <= 0 or gap_out <= 0:
         return image, pts, mask, 0.0
-    theta = float(np.clip(theta_deg, -MIN_SLOPE * gap_out / 1.5, MIN_SLOPE * gap_in / 1.5))
-    # smoothstep's steepest slope is 1.5 / width: slope of the map >= 1 - 1.5 |theta| / width >= MIN_SLOPE
+    # smoothstep's steepest slope is 1.5 / width: the map's slope 1 - 1.5 |theta| / width stays >= MIN_SLOPE;
+    # turning away from the head, no head pixel may pass MAX_AOP from the turned axis
+    lo = max(-(1.0 - MIN_SLOPE) * gap_out / 1.5, t_hi - MAX_AOP)
+    hi = (1.0 - MIN_SLOPE) * gap_in / 1.5
+    if lo > hi:
+        return image, pts, mask, 0.0
+    theta = float(np.clip(theta_deg, lo, hi))
+    if theta == 0:
+        return image, pts, mask, 0.0
 
     def weight(t: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The angular weight at ``t`` (at least ``floor``) and its derivative in ``t``."""
@@ -131,9 +142,10 @@ def turn_symphysis(
     a = theta * (1.0 - _smoothstep((r / length - 1.5) / 1.5))  # the turn at this radius, degrees
     t_out = angle(dx, dy)
     t_src = t_out - a * weight(t_out, floor)[0]
-    for _ in range(6):  # Newton on t + a w(t) = t_out (monotonic: 1 + a w' >= MIN_SLOPE)
+    for _ in range(8):  # Newton on t + a w(t) = t_out (mod 360; monotonic: 1 + a w' >= MIN_SLOPE)
         wv, dwv = weight(t_src, floor)
-        t_src = (t_src - (t_src + a * wv - t_out) / (1.0 + a * dwv)) % 360.0
+        residual = (t_src + a * wv - t_out + 180.0) % 360.0 - 180.0
+        t_src = (t_src - residual / (1.0 + a * dwv)) % 360.0
     ang = phi_u + s * np.radians(t_src)
     map_x = (ps1[0] + r * np.cos(ang)).astype(np.float32)
     map_y = (ps1[1] + r * np.sin(ang)).astype(np.float32)
