@@ -162,9 +162,20 @@ and {_f(100 * sm["flagged"], 1)} % of shifted scans.
 ## Intended use and limits
 A research tool, not a medical device. Trained on one dataset (256-px PSFHS frames); other machines,
 depths and presets may degrade it: the shift suite gives an idea how much; check the overlays. Early
-labour (AoP < 90 deg) is rare in the training data and least accurate. The non-intrapartum refusal has
+labour (AoP < 90 deg) is rare in the training data and least accurate. {_pull(pl)}The non-intrapartum refusal has
 been measured on proxies only. HSD is in pixels unless a pixel spacing is known (DICOM, or `--spacing`).
 """
+
+
+def _pull(plain: dict) -> str:
+    """The limits' sentence on the pull of extreme angles towards the middle, from the band biases."""
+    bias = {b["band"]: b["bias"] for b in plain.get("bands", []) if b.get("bias") is not None}
+    if "<90" not in bias or ">=130" not in bias:
+        return ""
+    return (f"Angles at the ends of the range are pulled towards the middle (held out: AoP < 90 deg reads "
+            f"{bias['<90']:+.1f} deg, >= 130 deg reads {bias['>=130']:+.1f} deg on average), the shape of the "
+            "estimate's uncertainty, which no correction of the angle undoes (benchmarks/ACCURACY.md): check "
+            "the overlay of a very low or very high AoP. ")  # fmt: skip
 
 
 def _plane_card(p: dict | None, limits: dict) -> str:
