@@ -281,6 +281,27 @@ def test_a_failed_segmentation_still_reports_the_landmark_heads_points(monkeypat
     np.testing.assert_allclose(flipped.landmarks.to_array(), expect, atol=1e-6)
 
 
+def test_a_head_with_coincident_points_is_a_verdict_not_a_crash(monkeypatch):
+    """A head that puts PS1 on PS2 (seen on a held-out scan of a longer-trained network) has no AoP: the
+    heads' spread is then undefined, and the scan is flagged with that reason instead of raising."""
+    pred = Predictor()
+    model = pred.models[0]
+    landmarks = model.landmarks
+
+    def collapsed(out, shape, kind):
+        p, c = landmarks(out, shape, kind)
+        if kind == "dsnt":
+            p = p.copy()
+            p[1] = p[0]  # PS2 on PS1
+        return p, c
+
+    monkeypatch.setattr(model, "landmarks", collapsed)
+    m = pred.measure(_image("04050"))
+    assert not m.ok and "puts PS1 on PS2 or FH1: no angle" in m.reason
+    assert m.landmarks is not None and math.isfinite(m.aop)  # the fused points still give one
+    assert m.extras["aop_spread_deg"] == math.inf
+
+
 def test_orientation_auto_measures_a_mirrored_display_anatomically(predictor):
     """A mirrored display is detected, mirrored back and measured: the landmarks are the mirror image of
     the unmirrored scan's (identities kept) and the AoP is unchanged; ordinary scans are not flipped."""

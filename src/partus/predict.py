@@ -16,6 +16,7 @@ verdict (:mod:`partus.quality`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -62,6 +63,14 @@ def _mirror_measurement(m: Measurement, width: int) -> Measurement:
     pts = m.landmarks.to_array()
     pts[:, 0] = (width - 1) - pts[:, 0]
     return replace(m, landmarks=Landmarks.from_array(pts))
+
+
+def _angle_or_nan(points: np.ndarray) -> float:
+    """One landmark estimate's AoP, NaN where PS1 coincides with PS2 or FH1 (the angle is undefined)."""
+    try:
+        return angle_of_progression(*points)
+    except ValueError:
+        return math.nan
 
 
 def _named(conf: np.ndarray) -> dict[str, float]:
@@ -270,9 +279,9 @@ class Predictor:
                 from_heads = True
         else:
             result = measure_landmarks(fused, fh_contour=contour, pixel_spacing=spacing, **opts)
-            if len(points) > 1:
-                aops = [angle_of_progression(*p) for p in points]
-                spread = float(max(aops) - min(aops))
+            if len(points) > 1:  # a head whose PS1 falls on its PS2 or FH1 gives no angle: total disagreement
+                aops = [_angle_or_nan(p) for p in points]
+                spread = math.inf if np.isnan(aops).any() else float(max(aops) - min(aops))
         result = check_measurement(
             result, size, checks, self.limits,
             aop_spread=spread, gray=canon, label_map=lab, standard_plane=plane,

@@ -131,8 +131,9 @@ def check_measurement(
     """``m`` unchanged if plausible, else the same numbers with ``status="not measurable"`` and the reason.
 
     ``confidences`` holds ``(kind, (3,) confidences)`` per model (``kind`` "segmentation", "heatmap" or
-    "dsnt"); ``aop_spread`` is the ensemble members' AoP disagreement; ``gray`` and ``label_map`` are the
-    8-bit image and the predicted PS/FH labels, when a segmentation model made them; ``standard_plane`` is
+    "dsnt"); ``aop_spread`` is the ensemble members' AoP disagreement (inf: one of them gives no angle);
+    ``gray`` and ``label_map`` are the 8-bit image and the predicted PS/FH labels, when a segmentation model
+    made them; ``standard_plane`` is
     P(standard plane) from a plane head. Checks, in order: the plane, predicted structures over echo-free
     regions, each model's confidence in each landmark, the members' agreement, the symphysis length
     relative to the image, and the AoP range. Numbers are kept so a
@@ -156,6 +157,8 @@ def check_measurement(
             who = "symphysis refiner" if kind == "refiner" else f"{kind} model"
             return _reject(m, f"low {who} confidence ({', '.join(low)} < {floor:g})")
     if aop_spread is not None and not aop_spread <= limits.max_aop_spread:
+        if aop_spread == math.inf:
+            return _reject(m, "a landmark estimate (ensemble member or head) puts PS1 on PS2 or FH1: no angle")
         spread = f"{aop_spread:.1f} deg"
         return _reject(m, f"the landmark estimates (ensemble members or heads) disagree on the AoP by {spread}")
     pts = m.landmarks.to_array()
