@@ -3,6 +3,7 @@ size/format, quality verdicts, and every bad input a user can feed it."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -299,7 +300,8 @@ def test_a_head_with_coincident_points_is_a_verdict_not_a_crash(monkeypatch):
     m = pred.measure(_image("04050"))
     assert not m.ok and "puts PS1 on PS2 or FH1: no angle" in m.reason
     assert m.landmarks is not None and math.isfinite(m.aop)  # the fused points still give one
-    assert m.extras["aop_spread_deg"] == math.inf
+    assert m.extras["aop_spread_deg"] is None  # undefined; JSON has no inf
+    json.dumps(m.as_dict(), allow_nan=False)
 
 
 def test_orientation_auto_measures_a_mirrored_display_anatomically(predictor):

@@ -300,7 +300,7 @@ class Predictor:
             extras["refiner_confidence"] = {n: round(float(c), 4) for n, c in named if np.isfinite(c)}
         if len(self.members) > 1:
             extras["member_confidence"] = {label: _named(c) for label, _, c in confs}
-            extras["aop_spread_deg"] = None if spread is None else round(spread, 3)
+            extras["aop_spread_deg"] = round(spread, 3) if spread is not None and math.isfinite(spread) else None
         return Prediction(self._tag(result, extras), lab, gray)
 
     def _weight(self, i: int, kind: str) -> float:
