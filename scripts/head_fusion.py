@@ -118,7 +118,7 @@ def fused(r: dict, w: tuple, method: str, radius: float, untouched: list | None 
 
 
 def report(rows: list[dict]) -> None:
-    from partus.geometry import angle_of_progression
+    from partus.geometry import angle_of_progression, aop_rows
 
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     folds = sorted({r["fold"] for r in rows})
@@ -132,7 +132,9 @@ def report(rows: list[dict]) -> None:
             if (p := fused(r, w, method, radius, untouched)) is None:
                 continue
             gt = angle_of_progression(*r["gt"])
-            err.setdefault(r["variant"], []).append((r["fold"], gt, angle_of_progression(*p) - gt))
+            if np.isnan(aop := aop_rows(p)[0]):  # a head's degenerate points: no angle, left out
+                continue
+            err.setdefault(r["variant"], []).append((r["fold"], gt, aop - gt))
         mae = {v: np.mean([abs(e) for *_, e in err[v]]) for v in variants}
         shifts = [mae[v] for v in variants if v != "plain"]
         plain = np.array(err.get("plain", [(0, 0, np.nan)]))

@@ -17,6 +17,7 @@ from partus.conventions import Orientation, Status
 from partus.errors import NotMeasurableError
 from partus.geometry import (
     angle_of_progression,
+    aop_rows,
     clean_label_map,
     clean_mask,
     hsd_infrapubic,
@@ -391,3 +392,17 @@ def test_clean_label_map_keeps_labels_and_symphysis_priority():
     assert set(np.unique(out)) == {0, 1, 2}
     np.testing.assert_array_equal(out, lab)
     assert measure_mask(noisy, clean=True).aop == measure_mask(lab).aop
+
+
+def test_aop_rows_matches_the_scalar_angle_and_is_nan_where_it_is_undefined():
+    rows = np.array([
+        [(0, 0), (-1, 0), (1, 1)],  # 135 deg
+        [(10, 5), (3, 9), (20, 30)],
+        [(1, 1), (1, 1), (3, 4)],  # PS2 on PS1
+        [(1, 1), (2, 1), (1, 1)],  # FH1 on PS1
+        [(np.nan, 1), (2, 1), (5, 5)],  # not finite
+    ], dtype=float)  # fmt: skip
+    got = aop_rows(rows)
+    assert got[0] == pytest.approx(135.0)
+    assert got[1] == pytest.approx(angle_of_progression(*rows[1]))
+    assert np.isnan(got[2:]).all()

@@ -32,7 +32,7 @@ from ._validation import same_shape as _pair
 from ._validation import spacing_array as _spacing
 from .clsmetrics import classification_metrics
 from .conventions import LANDMARKS, parse_enum
-from .geometry import angle_of_progression
+from .geometry import aop_rows
 from .segmetrics import (
     EMPTY_PENALTY,
     SegmentationReport,
@@ -171,18 +171,8 @@ def sdr(errors: Any, radii: Sequence[float] = (5, 10, 20)) -> dict[float, float]
     return {r: float(np.mean(e <= r)) if e.size else math.nan for r in radii}
 
 
-def _aop_rows(points: np.ndarray) -> np.ndarray:
-    """AoP of each ``(3, 2)`` row; NaN where a point is NaN or PS2/FH1 coincides with PS1."""
-    out = np.full(len(points), np.nan)
-    ok = np.isfinite(points).all(axis=(1, 2))
-    ok &= (points[:, 1] != points[:, 0]).any(axis=1) & (points[:, 2] != points[:, 0]).any(axis=1)
-    if ok.any():
-        out[ok] = angle_of_progression(points[ok, 0], points[ok, 1], points[ok, 2])
-    return out
-
-
 def _gt_aop(g: np.ndarray) -> np.ndarray:
-    ga = _aop_rows(g)
+    ga = aop_rows(g)
     if np.isnan(ga).any():
         bad = np.flatnonzero(np.isnan(ga)).tolist()[:10]
         raise ValueError(f"gt rows {bad} have no AoP: PS2 or FH1 coincides with PS1")
@@ -198,7 +188,7 @@ def aop_errors(pred: Any, gt: Any) -> np.ndarray:
     [-45.0]
     """
     p, g = _pair(pred, gt, _landmark_array)
-    return _aop_rows(p) - _gt_aop(g)
+    return aop_rows(p) - _gt_aop(g)
 
 
 def _agreement(signed: np.ndarray) -> dict[str, float]:
@@ -292,7 +282,7 @@ def evaluate_landmarks(
     p, g = _landmark_array(pred, "pred"), _landmark_array(gt, "gt")
     n = len(errors)
     names = _names(names, n)
-    a_pred = _aop_rows(p) if pred_aop is None else _vector(pred_aop, "pred_aop", n)
+    a_pred = aop_rows(p) if pred_aop is None else _vector(pred_aop, "pred_aop", n)
     a_gt = _gt_aop(g) if gt_aop is None else _vector(gt_aop, "gt_aop", n, finite=True)
     if (pred_hsd is None) != (gt_hsd is None):
         raise ValueError("pred_hsd and gt_hsd must be given together")

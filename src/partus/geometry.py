@@ -79,6 +79,18 @@ def angle_of_progression(ps1: Any, ps2: Any, fh1: Any) -> float | np.ndarray:
     return float(deg) if deg.ndim == 0 else deg
 
 
+def aop_rows(points: np.ndarray) -> np.ndarray:
+    """AoP of each ``(3, 2)`` row of ``(N, 3, 2)`` points (PS1, PS2, FH1); NaN where a point is not finite or
+    PS2/FH1 coincides with PS1 (the angle is undefined), instead of raising like :func:`angle_of_progression`."""
+    points = np.asarray(points, dtype=float).reshape(-1, 3, 2)
+    out = np.full(len(points), np.nan)
+    ok = np.isfinite(points).all(axis=(1, 2))
+    ok &= (points[:, 1] != points[:, 0]).any(axis=1) & (points[:, 2] != points[:, 0]).any(axis=1)
+    if ok.any():
+        out[ok] = angle_of_progression(points[ok, 0], points[ok, 1], points[ok, 2])
+    return out
+
+
 def hsd_nearest(ps1: Any, fh_contour: Any) -> float:
     """Head-symphysis distance (IUGC 2024): from PS1 to the nearest fetal-head contour point, in px."""
     p = _points(ps1, "ps1")

@@ -29,7 +29,7 @@ from .cleanup import clean_label_map
 from .conventions import FH, LANDMARKS, PS, DisplayOrientation, HSDMethod, Orientation, parse_enum
 from .decode import FUSION, HEAD_WEIGHTS, fuse_landmarks, upsample_labels
 from .errors import InputError
-from .geometry import angle_of_progression, largest_contour, measure_landmarks, measure_mask
+from .geometry import aop_rows, largest_contour, measure_landmarks, measure_mask
 from .io import ImageData, as_gray_uint8, read_any
 from .measurement import Landmarks, Measurement
 from .members import OnnxModel
@@ -63,14 +63,6 @@ def _mirror_measurement(m: Measurement, width: int) -> Measurement:
     pts = m.landmarks.to_array()
     pts[:, 0] = (width - 1) - pts[:, 0]
     return replace(m, landmarks=Landmarks.from_array(pts))
-
-
-def _angle_or_nan(points: np.ndarray) -> float:
-    """One landmark estimate's AoP, NaN where PS1 coincides with PS2 or FH1 (the angle is undefined)."""
-    try:
-        return angle_of_progression(*points)
-    except ValueError:
-        return math.nan
 
 
 def _named(conf: np.ndarray) -> dict[str, float]:
@@ -279,9 +271,9 @@ class Predictor:
                 from_heads = True
         else:
             result = measure_landmarks(fused, fh_contour=contour, pixel_spacing=spacing, **opts)
-            if len(points) > 1:  # a head whose PS1 falls on its PS2 or FH1 gives no angle: total disagreement
-                aops = [_angle_or_nan(p) for p in points]
-                spread = math.inf if np.isnan(aops).any() else float(max(aops) - min(aops))
+            if len(points) > 1:  # a head whose points are degenerate gives no angle: total disagreement
+                aops = aop_rows(np.stack(points))
+                spread = math.inf if np.isnan(aops).any() else float(aops.max() - aops.min())
         result = check_measurement(
             result, size, checks, self.limits,
             aop_spread=spread, gray=canon, label_map=lab, standard_plane=plane,

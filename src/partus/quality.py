@@ -156,9 +156,9 @@ def check_measurement(
         if low:
             who = "symphysis refiner" if kind == "refiner" else f"{kind} model"
             return _reject(m, f"low {who} confidence ({', '.join(low)} < {floor:g})")
+    if aop_spread is not None and math.isinf(aop_spread):  # whatever the limit: an estimate had no angle
+        return _reject(m, "a landmark estimate (ensemble member or head) gives no angle: its points are degenerate")
     if aop_spread is not None and not aop_spread <= limits.max_aop_spread:
-        if aop_spread == math.inf:
-            return _reject(m, "a landmark estimate (ensemble member or head) puts PS1 on PS2 or FH1: no angle")
         spread = f"{aop_spread:.1f} deg"
         return _reject(m, f"the landmark estimates (ensemble members or heads) disagree on the AoP by {spread}")
     pts = m.landmarks.to_array()
