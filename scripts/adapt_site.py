@@ -88,11 +88,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=0.0, help="adapt's fine-tuning epochs (0: statistics only).")
     ap.add_argument("--pretrain-minutes", type=float, default=0.0)
     ap.add_argument("--no-bn-stats", action="store_true", help="Keep the base BatchNorm statistics.")
+    ap.add_argument("--refiner-stats", action="store_true", help="Re-estimate the refiner's statistics too.")
     ap.add_argument("--min-kept", type=int, default=20, help="adapt's fewest kept pseudo-labels (a half is small).")
     ap.add_argument("--min-kept-share", type=float, default=0.2, help="adapt's smallest kept share.")
     ap.add_argument("--swap", action="store_true", help="Adapt on the other half of the site, judge on this one.")
     ap.add_argument("--out", default=str(ROOT / "runs" / "site"))
     ap.add_argument("--summarise", type=Path, nargs="+", help="Summarise the runs under these folders and stop.")
+    ap.add_argument("--summary-out", type=Path, default=ROOT / "benchmarks" / "cv" / "adapt_sites.json")
     args = ap.parse_args()
     if args.summarise:
         tables = {folder.name: summarise(folder) for folder in args.summarise}
@@ -102,7 +104,7 @@ def main() -> None:
             for site, arms in [*table["sites"].items(), ("all", table["all"])]:
                 print(f"{name} {site:12s}", "  ".join(f"{a}: {v['aop_mae']:.2f} deg {v['mre']:.2f} px"
                                                     for a, v in arms.items()))  # fmt: skip
-        write_json(ROOT / "benchmarks" / "cv" / "adapt_sites.json", tables)
+        write_json(args.summary_out, tables)
         return
     from partus.export import export_onnx
     from partus.train.adapt import AdaptConfig, adapt, save_trainable
@@ -118,13 +120,15 @@ def main() -> None:
     unl = [(r, img, p) for r, img, p in scans if (r.group in half) != args.swap]
     test = [(r, img, p) for r, img, p in scans if (r.group in half) == args.swap]
     base_pt, base_onnx = out / "base.pt", out / "base.onnx"
-    if not base_onnx.is_file():
+    if not base_onnx.is_file() or not base_pt.is_file():
         save_trainable(args.base, base_pt)
         export_onnx(args.base, base_onnx)
-    name = f"adapted_e{args.epochs:g}_p{args.pretrain_minutes:g}" + "_nobn" * args.no_bn_stats + "_swap" * args.swap
+    name = f"adapted_e{args.epochs:g}_p{args.pretrain_minutes:g}" + "_nobn" * args.no_bn_stats
+    name += "_rbn" * args.refiner_stats + "_swap" * args.swap
     report = adapt([Scan(r.name, img, str(r.group)) for r, img, _ in unl], out / name, base=base_pt,
                    base_onnx=base_onnx, config=AdaptConfig(epochs=args.epochs, pretrain_minutes=args.pretrain_minutes,
                                                     bn_stats=not args.no_bn_stats, min_kept=args.min_kept,
+                                                    refiner_stats=args.refiner_stats,
                                                     min_kept_share=args.min_kept_share),
                    step=lambda m: print(">", m, flush=True))  # fmt: skip
     result = {"site": args.site, "n_adapt": len(unl), "n_test": len(test), "adapt_minutes": report["minutes"],

@@ -85,15 +85,10 @@ def export_onnx(
     written = write_onnx(traced, names, size, model.required_divisor, meta, out, atol=atol, cls_atol=cls_atol,
                          opset=opset, seed=seed)  # fmt: skip
     from .refine import refiner_path
-    from .train.refine import FILE, export_refiner
+    from .train.refine import export_refiner, run_refiner
 
     refiner_path(out).unlink(missing_ok=True)  # never leave another network's refiner beside this one
-    refiner = None
-    ckpt = Path(checkpoint)
-    if ckpt.parent.name == "checkpoints":  # RUN/checkpoints/X.ckpt, or RUN/finetuneK/checkpoints/X.ckpt
-        run = ckpt.parent.parent
-        runs = (run, run.parent) if run.name.startswith("finetune") else (run,)
-        refiner = next((d / FILE for d in runs if (d / FILE).is_file()), None)
+    refiner = run_refiner(checkpoint)
     if refiner is not None:  # the run's symphysis refiner goes beside the network
         written["refiner"] = export_refiner(refiner, refiner_path(out))
     return written

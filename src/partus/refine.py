@@ -27,7 +27,7 @@ import numpy as np
 from .decode import decode_heatmaps, peak_mass, to_grid_coords, to_image_coords
 from .preprocess import resize_image
 
-__all__ = ["SUFFIX", "Refiner", "box_centre", "crop_window", "cut", "map_points", "refiner_path"]
+__all__ = ["SUFFIX", "Refiner", "box_centre", "crop_window", "cut", "map_points", "refiner_path", "windows"]
 
 #: File name ending of an exported refiner, beside its network's ``.onnx``.
 SUFFIX = ".refiner.onnx"
@@ -63,6 +63,36 @@ def map_points(m: np.ndarray, points) -> np.ndarray:
 def cut(gray: np.ndarray, m: np.ndarray, crop: int) -> np.ndarray:
     """The ``crop x crop`` window of ``gray`` that ``m`` (scan -> crop pixels) describes; black outside."""
     return cv2.warpAffine(gray, m, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def windows(
+    grays: list[np.ndarray],
+    points: list[np.ndarray],
+    work: int,
+    crop: int,
+    centre: str,
+    refines: list[int],
+    n_points: int,
+) -> tuple[list[tuple], list[np.ndarray]]:
+    """The windows a refiner reads: ``jobs`` (image index, landmarks taken from the window, maps read, the
+    window's 2 x 3 map from the scan at ``work`` pixels) and the ``crop x crop`` uint8 ``crops``, one per
+    window; images whose first ``n_points`` landmarks are not all finite get none."""
+    jobs, crops = [], []
+    for i, (g, p) in enumerate(zip(grays, points, strict=True)):
+        if not np.isfinite(np.asarray(p, float)[:n_points]).all():
+            continue
+        scan = resize_image(g, work)
+        first = to_grid_coords(np.asarray(p, float), g.shape, (work,) * 2)
+        if centre == "landmark":
+            centred = [(first[j], [j], [j]) for j in refines]
+        else:
+            mid = box_centre(first) if centre == "box" else first[:2].mean(0)
+            centred = [(mid, list(refines), list(range(n_points)))]
+        for c, take, read in centred:
+            m = crop_window(c, crop)
+            jobs.append((i, take, read, m))
+            crops.append(cut(scan, m, crop))
+    return jobs, crops
 
 
 class Refiner:
@@ -108,23 +138,9 @@ class Refiner:
 
         out = [np.array(p, float) for p in points]
         conf = [np.full(3, np.nan) for _ in out]
-        todo = [i for i, p in enumerate(out) if np.isfinite(p[: self.n_points]).all()]
-        if not todo:
+        jobs, crops = windows(grays, out, self.work, self.crop, self.centre, self.refines, self.n_points)
+        if not jobs:
             return out, conf
-        jobs, crops = [], []  # (image, landmarks taken from the window, maps read, window), one per crop
-        for i in todo:
-            g = grays[i]
-            work = resize_image(g, self.work)
-            first = to_grid_coords(out[i], g.shape, (self.work,) * 2)
-            if self.centre == "landmark":
-                centred = [(first[j], [j], [j]) for j in self.refines]
-            else:
-                centre = box_centre(first) if self.centre == "box" else first[:2].mean(0)
-                centred = [(centre, self.refines, list(range(self.n_points)))]
-            for centre, take, read in centred:
-                m = crop_window(centre, self.crop)
-                jobs.append((i, take, read, m))
-                crops.append(cut(work, m, self.crop))
         x = (np.stack(crops).astype(np.float32) / np.float32(255.0))[:, None]
         maps = activate(self.session.run(None, {"image": x})[0].astype(np.float32), "dsnt")
         share = dict(zip(self.refines, self.blend, strict=True))

@@ -13,7 +13,7 @@ from partus.data.unlabelled import Scan
 from partus.errors import InputError
 from partus.predict import Predictor
 from partus.preprocess import resize_image, to_input
-from partus.train.adabn import recalibrate_bn
+from partus.train.adabn import recalibrate_bn, recalibrate_refiner_bn
 from partus.train.adapt import AdaptConfig, adapt, load_trainable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -92,6 +92,39 @@ def test_blank_and_colour_images():
         recalibrate_bn(_net(), [], 32)
 
 
+def test_refiner_statistics_come_from_the_windows_around_the_symphysis():
+    """The refiner's first BatchNorm, after recalibration, holds the mean of its first convolution over the
+    96-px windows centred on each scan's PS1/PS2 midpoint (cut here by hand) of the scan at 256 px; a scan
+    without points gives no window; none at all is refused."""
+    import cv2
+
+    from partus.config import RefineConfig
+    from partus.train.refine import build_refiner
+
+    rc = RefineConfig(features=4, work=64, crop=32, refines=[0, 1])
+    torch.manual_seed(0)
+    net = build_refiner(rc)
+    rng = np.random.default_rng(3)
+    grays = [rng.integers(0, 255, (80, 100), dtype=np.uint8) for _ in range(3)]
+    points = [np.array([[40.0, 30.0], [60.0, 34.0], [50.0, 60.0]]), np.array([[20.0, 50.0], [30.0, 40.0], [0, 0]]),
+              np.full((3, 2), np.nan)]  # fmt: skip
+    assert recalibrate_refiner_bn(net, rc, grays, points) == 2
+    crops = []
+    for g, p in zip(grays[:2], points[:2], strict=True):
+        work = cv2.resize(g, (64, 64), interpolation=cv2.INTER_AREA)
+        mid = (p[:2] * [64 / 100, 64 / 80] + [0.5 * 64 / 100 - 0.5, 0.5 * 64 / 80 - 0.5]).mean(0)
+        m = np.float32([[1, 0, 15.5 - mid[0]], [0, 1, 15.5 - mid[1]]])
+        crops.append(cv2.warpAffine(work, m, (32, 32), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
+    x = torch.from_numpy(np.stack(crops).astype(np.float32)[:, None] / 255)
+    bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+    with torch.no_grad():
+        torch.testing.assert_close(bn.running_mean, conv(x).mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert not net.training
+    with pytest.raises(InputError, match="no scan with symphysis landmarks"):
+        recalibrate_refiner_bn(net, rc, grays[2:], points[2:])
+
+
 def test_pretraining_without_fine_tuning_is_refused(tmp_path):
     scans = [Scan("a", _images(1, 1.0)[0], "a")]
     with pytest.raises(InputError, match="needs fine-tuning"):
@@ -122,3 +155,55 @@ def test_adapt_with_statistics_only(tmp_path):
     assert sum(k.endswith("running_var") for k in changed) > 10  # the statistics really moved
     p = Predictor(tmp_path)
     assert p.has_plane and sum(p.predict_one(s.image).measurement.ok for s in site) == report["after"]["measured"]
+
+
+def test_refiner_statistics_need_its_trainable_weights(tmp_path):
+    """The bundled network's refiner has no trainable weights beside it: asking for its statistics is refused
+    before any work."""
+    from partus.predict import DEFAULT_MODELS
+    from partus.refine import refiner_path
+    from partus.train.adapt import TRAINABLE, trainable_refiner
+
+    if not refiner_path(DEFAULT_MODELS[0]).is_file() or trainable_refiner(TRAINABLE).is_file():
+        pytest.skip("needs a bundled refiner without trainable weights")
+    scans = [Scan("a", _images(1, 1.0)[0], "a")]
+    with pytest.raises(InputError, match="trainable weights"):
+        adapt(scans, tmp_path, config=AdaptConfig(refiner_stats=True))
+
+
+@pytest.mark.slow
+def test_adapt_re_estimates_the_refiners_statistics(tmp_path):
+    """With ``refiner_stats`` and a trainable refiner beside the base, the adapted refiner is the base's with
+    only its BatchNorm statistics changed, exported beside the adapted network and used by it."""
+    import shutil
+
+    from _helpers import SAMPLE_IMAGES
+
+    from partus.config import RefineConfig
+    from partus.data.records import load_psfhs
+    from partus.predict import DEFAULT_MODELS
+    from partus.refine import refiner_path
+    from partus.train.adapt import TRAINABLE, trainable_refiner
+    from partus.train.refine import build_refiner, load_refiner, save_refiner
+
+    if not refiner_path(DEFAULT_MODELS[0]).is_file():
+        pytest.skip("the bundled network has no refiner")
+    base = tmp_path / "base.pt"
+    shutil.copyfile(TRAINABLE, base)
+    rc = RefineConfig(epochs=1, features=4, refines=[0, 1], blend=[1.0, 0.5])
+    torch.manual_seed(0)
+    save_refiner(build_refiner(rc), rc, trainable_refiner(base), "multitask")
+    records = load_psfhs(SAMPLE_IMAGES.parent)
+    site = [Scan(f"{r.name}_{k}", apply_shift("gain_low", r.image, r.points, index=k).image, r.name)
+            for k in range(2) for r in records]  # fmt: skip
+    out = tmp_path / "out"
+    report = adapt(site, out, base=base, base_onnx=DEFAULT_MODELS[0],
+                   config=AdaptConfig(min_kept=2, min_kept_share=0.1, refiner_stats=True))  # fmt: skip
+    assert report["refiner_windows"] == len(site)  # every sample scan gets points
+    before, _, _ = load_refiner(trainable_refiner(base))
+    after, _, _ = load_refiner(out / "refiner.pt")
+    b, a = before.state_dict(), after.state_dict()
+    changed = {k for k in b if not torch.allclose(b[k].float(), a[k].float(), atol=1e-7)}
+    assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
+    assert refiner_path(out / "multitask.onnx").read_bytes() != refiner_path(DEFAULT_MODELS[0]).read_bytes()
+    assert Predictor(out).models[0].refiner is not None

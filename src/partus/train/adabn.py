@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["recalibrate_bn"]
+__all__ = ["recalibrate_bn", "recalibrate_refiner_bn"]
 
 
 def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_size: int, batch: int = 16) -> int:
@@ -39,6 +39,37 @@ def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_s
     usable = [g for g in grays if check_image(g) is None]
     if not usable:
         raise InputError("scans", "no usable scan to estimate BatchNorm statistics on")
+    _recalibrate(model, len(usable), lambda idx: to_input(np.stack([resize_image(usable[i], input_size) for i in idx])),
+                 batch)  # fmt: skip
+    return len(usable)
+
+
+def recalibrate_refiner_bn(
+    net: torch.nn.Module, rc, grays: Sequence[np.ndarray], points: Sequence[np.ndarray], batch: int = 16
+) -> int:
+    """Re-estimate the BatchNorm statistics of a symphysis refiner ``net`` (its settings ``rc``, a
+    :class:`~partus.config.RefineConfig`) on the windows it would read in ``grays`` around ``points`` (each
+    scan's first landmark estimate ``(3, 2)`` in its pixels, in the usual display, as
+    :class:`~partus.refine.Refiner` gets them). Returns the number of windows used.
+
+    Raises
+    ------
+    InputError
+        If no scan has the landmarks a window needs.
+    """
+    from ..refine import windows
+
+    _, crops = windows([np.asarray(g) for g in grays], list(points), rc.work, rc.crop, rc.centre, list(rc.refines),
+                       rc.n_points)  # fmt: skip
+    if not crops:
+        raise InputError("scans", "no scan with symphysis landmarks to estimate the refiner's statistics on")
+    x = (np.stack(crops).astype(np.float32) / np.float32(255.0))[:, None]
+    _recalibrate(net, len(crops), lambda idx: x[idx], batch)
+    return len(crops)
+
+
+def _recalibrate(model: torch.nn.Module, n: int, inputs, batch: int) -> None:
+    """Running statistics of every BatchNorm layer from ``n`` inputs, ``inputs(indices)`` giving a batch."""
     model.eval()
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in layers]
@@ -49,14 +80,12 @@ def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_s
     seen = 0
     try:
         with torch.no_grad():
-            for chunk in np.array_split(np.arange(len(usable)), -(-len(usable) // batch)):
+            for chunk in np.array_split(np.arange(n), -(-n // batch)):
                 seen += len(chunk)
                 for m in layers:  # running <- running + (n_b / n_seen) * (batch - running)
                     m.momentum = len(chunk) / seen
-                x = to_input(np.stack([resize_image(usable[i], input_size) for i in chunk]))
-                model(torch.from_numpy(x).to(device))
+                model(torch.from_numpy(np.ascontiguousarray(inputs(chunk))).to(device))
     finally:
         for m, momentum in zip(layers, saved, strict=True):
             m.momentum = momentum
             m.eval()
-    return len(usable)

@@ -12,6 +12,9 @@
 4. Every BatchNorm layer's running statistics are re-estimated on all the site's scans (``bn_stats``,
    AdaBN: Li et al. 2016), the weights unchanged: the layers normalise the site's images as they did the
    training scans. No label is used; on simulated sites this is what helps (``benchmarks/ACCURACY.md``).
+   The symphysis refiner (:mod:`partus.refine`) goes with the network: with ``refiner_stats`` and its
+   trainable weights beside the base (``NAME.refiner.pt``), its statistics are re-estimated the same way on
+   the windows it reads around the adapted network's landmarks; otherwise it is copied unchanged.
 5. Its standard-plane head is refitted on the adapted network (positives: the kept scans plain, mirrored
    and shifted; negatives: the weak non-standard families made from them), then it is exported to
    ``DIR/multitask.onnx`` with the parity check.
@@ -35,7 +38,7 @@ import torch
 from ..data.unlabelled import Scan
 from ..errors import InputError
 
-__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "save_encoder", "save_trainable"]
+__all__ = ["TRAINABLE", "AdaptConfig", "adapt", "load_trainable", "save_encoder", "save_trainable", "trainable_refiner"]
 
 #: The shipped network's trainable weights (float32 state dict + its training config).
 TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
@@ -44,7 +47,9 @@ TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
 @dataclass
 class AdaptConfig:
     """``epochs`` passes over the kept pseudo-labels (``steps``, when given, overrides them; 0: no
-    fine-tuning, the default); ``bn_stats``: re-estimate the BatchNorm statistics on the site's scans."""
+    fine-tuning, the default); ``bn_stats``: re-estimate the BatchNorm statistics on the site's scans;
+    ``refiner_stats``: the symphysis refiner's too, on its windows (off: on simulated sites it helped where
+    gray levels changed and hurt where the sector did, worse on average; ``benchmarks/ACCURACY.md``)."""
 
     epochs: float = 0.0
     steps: int | None = None
@@ -53,6 +58,7 @@ class AdaptConfig:
     weight: float = 1.0  # pseudo-labels are the only labels here
     pretrain_minutes: float = 0.0
     bn_stats: bool = True
+    refiner_stats: bool = False
     min_kept: int = 20
     min_kept_share: float = 0.2
     seed: int = 0
@@ -64,18 +70,31 @@ class AdaptConfig:
 
 
 def save_trainable(checkpoint: str | Path, out: str | Path = TRAINABLE) -> Path:
-    """Write a Lightning checkpoint's model weights (float32) and config: what ``adapt`` starts from.
+    """Write a Lightning checkpoint's model weights (float32) and config: what ``adapt`` starts from; and
+    the run's symphysis refiner, if it has one, beside it (:func:`trainable_refiner`).
 
     Full precision: ``adapt`` by default changes only the BatchNorm statistics, so the adapted model must be
     the shipped one elsewhere (fp16 weights moved the weight-averaged network's masks by up to 0.017)."""
     from ..io import atomic_path
+    from .refine import run_refiner
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     sd = {k[len("model.") :]: v.float() if v.is_floating_point() else v
           for k, v in ckpt["state_dict"].items() if k.startswith("model.")}  # fmt: skip
     with atomic_path(out) as tmp:
         torch.save({"config": ckpt["hyper_parameters"]["config"], "state_dict": sd}, tmp)
+    refiner, beside = run_refiner(checkpoint), trainable_refiner(out)
+    beside.unlink(missing_ok=True)  # never another network's
+    if refiner is not None:
+        with atomic_path(beside) as tmp:
+            shutil.copyfile(refiner, tmp)
     return Path(out)
+
+
+def trainable_refiner(trainable: str | Path) -> Path:
+    """Where the trainable weights of the refiner of ``NAME.pt`` (:func:`save_trainable`) live: ``NAME.refiner.pt``."""
+    p = Path(trainable)
+    return p.with_name(p.name.removesuffix(".pt") + ".refiner.pt")
 
 
 def save_encoder(state: dict, path: str | Path) -> Path:
@@ -95,6 +114,34 @@ def load_trainable(path: str | Path = TRAINABLE) -> tuple[dict, dict]:
         raise InputError(path, "the shipped network's trainable weights are missing; reinstall partus")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     return blob["config"], {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+
+
+def _adapt_refiner(trainable: Path, model_path: Path, scans: Sequence[Scan], out: Path) -> int:
+    """The base refiner with its BatchNorm statistics re-estimated on the windows it reads around the landmarks
+    of the adapted network ``model_path`` (alone, in the display its orientation head decides), saved to
+    ``out`` and exported beside ``model_path``; returns the number of windows."""
+    from ..conventions import Orientation
+    from ..io import as_gray_uint8
+    from ..predict import Predictor
+    from ..refine import refiner_path
+    from .adabn import recalibrate_refiner_bn
+    from .refine import export_refiner, load_refiner, save_refiner
+
+    net, rc, config = load_refiner(trainable)
+    grays, firsts = [], []
+    for scan, p in zip(scans, Predictor(model_path).predict([s.image for s in scans]), strict=True):
+        m = p.measurement
+        if m.landmarks is None:
+            continue
+        gray, points = as_gray_uint8(np.asarray(scan.image)), m.landmarks.to_array()
+        if m.orientation == Orientation.MIRRORED:  # the refiner reads the usual display
+            gray, points[:, 0] = np.ascontiguousarray(gray[:, ::-1]), gray.shape[1] - 1 - points[:, 0]
+        grays.append(gray)
+        firsts.append(points)
+    n = recalibrate_refiner_bn(net, rc, grays, firsts)
+    save_refiner(net, rc, out, config, key="adabn")
+    export_refiner(out, refiner_path(model_path))
+    return n
 
 
 def summarise(ms) -> dict:
@@ -156,6 +203,10 @@ def adapt(
     if cfg_a.pretrain_minutes > 0 and not cfg_a.fine_tunes:
         raise InputError("pretrain_minutes", "a pretrained encoder needs fine-tuning to fit the heads to it: "
                          "give epochs or steps too")  # fmt: skip
+    base_refiner = refiner_path(base_onnx if base_onnx is not None else DEFAULT_MODELS[0])
+    if cfg_a.refiner_stats and base_refiner.is_file() and not trainable_refiner(base).is_file():
+        raise InputError("refiner_stats", f"the refiner's statistics need its trainable weights "
+                         f"({trainable_refiner(base)}: save_trainable of a run that trained one)")  # fmt: skip
     say(f"labelling {len(scans)} scans with the shipped model")
     labels = pseudo_label(Predictor(base_onnx), list(scans), rules=rules)
     counts = write_pseudo_labels(out / "pseudo", labels)
@@ -200,8 +251,11 @@ def adapt(
     say("exporting")
     model_path = out / "multitask.onnx"
     export_onnx(ckpt_path, model_path)
-    base_refiner = refiner_path(base_onnx if base_onnx is not None else DEFAULT_MODELS[0])
-    if base_refiner.is_file():  # the symphysis refiner is not adapted: it goes with the network it refines
+    refiner_windows = 0
+    if base_refiner.is_file() and cfg_a.refiner_stats:
+        say("re-estimating the symphysis refiner's statistics on its windows")
+        refiner_windows = _adapt_refiner(trainable_refiner(base), model_path, scans, out / "refiner.pt")
+    elif base_refiner.is_file():  # the symphysis refiner goes with the network it refines, unchanged
         with atomic_path(refiner_path(model_path)) as tmp:
             shutil.copyfile(base_refiner, tmp)
     say("measuring every scan with the adapted model")
@@ -209,6 +263,7 @@ def adapt(
     _plot(out / "adapt_report.png", before, after)
     report = {"scans": len(scans), "pseudo_labels": counts, "before": summarise(before), "after": summarise(after),
               "config": asdict(cfg_a), "steps": steps, "plane_head": head is not None,
+              "refiner_windows": refiner_windows,
               "minutes": round((time.perf_counter() - t0) / 60, 1),
               "model": str(model_path)}  # fmt: skip
     write_json(out / "adapt_report.json", report)

@@ -33,11 +33,23 @@ __all__ = [
     "load_refiner",
     "refiner_done",
     "refiner_key",
+    "run_refiner",
     "save_refiner",
     "train_refiner",
 ]
 
 FILE = "refiner.pt"
+
+
+def run_refiner(checkpoint: str | Path) -> Path | None:
+    """The refiner trained with the network of a run's ``checkpoint`` (``RUN/checkpoints/X.ckpt``, or
+    ``RUN/finetuneK/checkpoints/X.ckpt`` of an error-weighted round), or None."""
+    ckpt = Path(checkpoint)
+    if ckpt.parent.name != "checkpoints":
+        return None
+    run = ckpt.parent.parent
+    runs = (run, run.parent) if run.name.startswith("finetune") else (run,)
+    return next((d / FILE for d in runs if (d / FILE).is_file()), None)
 
 
 def build_refiner(rc: RefineConfig) -> torch.nn.Module:
