@@ -78,6 +78,30 @@ def test_the_site_is_normalised_as_the_training_scans_were():
     assert (after.std((0, 2, 3)) - 1).abs().max() < 0.05
 
 
+def test_a_prior_keeps_a_share_of_the_old_statistics_and_a_prefix_picks_the_layers():
+    """``prior=p``: p x the old statistics + (1 - p) x the site's; ``prefix``: only the layers so named move."""
+    site = _images(8, 2.0, seed=1)
+    ref = _net()
+    recalibrate_bn(ref, _images(8, 0.6), 32)
+    old = [(m.running_mean.clone(), m.running_var.clone()) for m in (ref[1], ref[5])]
+    full, mixed, first = _net(), _net(), _net()
+    for net in (full, mixed, first):
+        net.load_state_dict(ref.state_dict())
+    recalibrate_bn(full, site, 32)
+    recalibrate_bn(mixed, site, 32, prior=0.25)
+    recalibrate_bn(first, site, 32, prefix="1")  # nn.Sequential names its layers "0", "1", ...
+    for k, (mean, var) in zip((1, 5), old, strict=True):
+        torch.testing.assert_close(mixed[k].running_mean, 0.25 * mean + 0.75 * full[k].running_mean)
+        torch.testing.assert_close(mixed[k].running_var, 0.25 * var + 0.75 * full[k].running_var)
+    torch.testing.assert_close(first[1].running_mean, full[1].running_mean)  # the first layer sees the same input
+    torch.testing.assert_close(first[5].running_mean, old[1][0])  # the second is left as it was
+    assert not torch.allclose(full[5].running_mean, old[1][0])
+    with pytest.raises(ValueError, match="no BatchNorm layer"):
+        recalibrate_bn(_net(), site, 32, prefix="decoder")
+    with pytest.raises(ValueError, match="prior"):
+        recalibrate_bn(_net(), site, 32, prior=1.0)
+
+
 def test_blank_and_colour_images():
     """Colour frames are used as gray (as at inference); blank frames are skipped; none usable: refused."""
     net, images = _net(), _images(4, 1.0)

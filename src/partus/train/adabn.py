@@ -18,13 +18,23 @@ from ..errors import InputError
 __all__ = ["recalibrate_bn", "recalibrate_refiner_bn"]
 
 
-def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_size: int, batch: int = 16) -> int:
+def recalibrate_bn(
+    model: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    input_size: int,
+    batch: int = 16,
+    *,
+    prior: float = 0.0,
+    prefix: str = "",
+) -> int:
     """Re-estimate every BatchNorm layer's running mean and variance of ``model`` on ``images``
     (preprocessed as at inference; images the verdict would refuse as blank or too small are skipped).
 
     Each batch's statistics count in proportion to its size (an exact mean over images of the per-batch
     means; the variance is the size-weighted mean of the batches' unbiased variances). Weights are
-    unchanged; the model is left in eval mode. Returns the number of images used.
+    unchanged; the model is left in eval mode. Returns the number of images used. ``prior``: the old
+    statistics' share of the result (0: the site's alone); ``prefix``: only the layers whose module name
+    starts with it (e.g. ``encoder``). Neither helped on simulated sites (``benchmarks/ACCURACY.md``).
 
     Raises
     ------
@@ -40,7 +50,7 @@ def recalibrate_bn(model: torch.nn.Module, images: Sequence[np.ndarray], input_s
     if not usable:
         raise InputError("scans", "no usable scan to estimate BatchNorm statistics on")
     _recalibrate(model, len(usable), lambda idx: to_input(np.stack([resize_image(usable[i], input_size) for i in idx])),
-                 batch)  # fmt: skip
+                 batch, prior, prefix)  # fmt: skip
     return len(usable)
 
 
@@ -68,11 +78,18 @@ def recalibrate_refiner_bn(
     return len(crops)
 
 
-def _recalibrate(model: torch.nn.Module, n: int, inputs, batch: int) -> None:
-    """Running statistics of every BatchNorm layer from ``n`` inputs, ``inputs(indices)`` giving a batch."""
+def _recalibrate(model: torch.nn.Module, n: int, inputs, batch: int, prior: float = 0.0, prefix: str = "") -> None:
+    """Running statistics of the BatchNorm layers (named ``prefix...``) from ``n`` inputs, ``inputs(indices)``
+    giving a batch; ``prior`` is the old statistics' share of the result."""
+    if not 0.0 <= prior < 1.0:
+        raise ValueError(f"prior must be in [0, 1), got {prior}")
     model.eval()
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    layers = [m for name, m in model.named_modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and name.startswith(prefix)]  # fmt: skip
+    if not layers:
+        raise ValueError(f"no BatchNorm layer named {prefix!r}...")
     saved = [m.momentum for m in layers]
+    old = [(m.running_mean.clone(), m.running_var.clone()) for m in layers]
     device = next(model.parameters()).device
     for m in layers:
         m.reset_running_stats()
@@ -85,6 +102,10 @@ def _recalibrate(model: torch.nn.Module, n: int, inputs, batch: int) -> None:
                 for m in layers:  # running <- running + (n_b / n_seen) * (batch - running)
                     m.momentum = len(chunk) / seen
                 model(torch.from_numpy(np.ascontiguousarray(inputs(chunk))).to(device))
+        if prior > 0:
+            for m, (mean, var) in zip(layers, old, strict=True):
+                m.running_mean.mul_(1 - prior).add_(prior * mean)
+                m.running_var.mul_(1 - prior).add_(prior * var)
     finally:
         for m, momentum in zip(layers, saved, strict=True):
             m.momentum = momentum

@@ -47,7 +47,8 @@ TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
 @dataclass
 class AdaptConfig:
     """``epochs`` passes over the kept pseudo-labels (``steps``, when given, overrides them; 0: no
-    fine-tuning, the default); ``bn_stats``: re-estimate the BatchNorm statistics on the site's scans;
+    fine-tuning, the default); ``bn_stats``: re-estimate the BatchNorm statistics on the site's scans (of the
+    layers named ``bn_prefix...``, keeping ``bn_prior`` of the old ones: :func:`~partus.train.adabn.recalibrate_bn`);
     ``refiner_stats``: the symphysis refiner's too, on its windows (off: on simulated sites it helped where
     gray levels changed and hurt where the sector did, worse on average; ``benchmarks/ACCURACY.md``)."""
 
@@ -58,6 +59,8 @@ class AdaptConfig:
     weight: float = 1.0  # pseudo-labels are the only labels here
     pretrain_minutes: float = 0.0
     bn_stats: bool = True
+    bn_prior: float = 0.0
+    bn_prefix: str = ""
     refiner_stats: bool = False
     min_kept: int = 20
     min_kept_share: float = 0.2
@@ -239,7 +242,13 @@ def adapt(
         module.model.load_state_dict(state)
     if cfg_a.bn_stats:
         say(f"re-estimating the BatchNorm statistics on the {len(scans)} scans")
-        recalibrate_bn(module.model, [s.image for s in scans], int(cfg.data.input_size))
+        recalibrate_bn(
+            module.model,
+            [s.image for s in scans],
+            int(cfg.data.input_size),
+            prior=cfg_a.bn_prior,
+            prefix=cfg_a.bn_prefix,
+        )
     # what LandmarkModule.load_from_checkpoint needs (the export reads it back)
     ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
             "pytorch-lightning_version": lightning.__version__}  # fmt: skip
