@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--refiner-stats", action="store_true", help="Re-estimate the refiner's statistics too.")
     ap.add_argument("--bn-prior", type=float, default=0.0, help="The base statistics' share of the new ones.")
     ap.add_argument("--bn-prefix", default="", help="Only the BatchNorm layers so named (e.g. encoder).")
+    ap.add_argument("--tent-epochs", type=int, default=0, help="Entropy minimisation passes (Tent) first.")
+    ap.add_argument("--tent-lr", type=float, default=1e-3)
     ap.add_argument("--min-kept", type=int, default=20, help="adapt's fewest kept pseudo-labels (a half is small).")
     ap.add_argument("--min-kept-share", type=float, default=0.2, help="adapt's smallest kept share.")
     ap.add_argument("--swap", action="store_true", help="Adapt on the other half of the site, judge on this one.")
@@ -127,12 +129,14 @@ def main() -> None:
         export_onnx(args.base, base_onnx)
     name = f"adapted_e{args.epochs:g}_p{args.pretrain_minutes:g}" + "_nobn" * args.no_bn_stats
     name += "_rbn" * args.refiner_stats + (f"_prior{args.bn_prior:g}" if args.bn_prior else "")
-    name += (f"_{args.bn_prefix}" if args.bn_prefix else "") + "_swap" * args.swap
+    name += f"_{args.bn_prefix}" if args.bn_prefix else ""
+    name += (f"_tent{args.tent_epochs}_lr{args.tent_lr:g}" if args.tent_epochs else "") + "_swap" * args.swap
     report = adapt([Scan(r.name, img, str(r.group)) for r, img, _ in unl], out / name, base=base_pt,
                    base_onnx=base_onnx, config=AdaptConfig(epochs=args.epochs, pretrain_minutes=args.pretrain_minutes,
                                                     bn_stats=not args.no_bn_stats, min_kept=args.min_kept,
                                                     refiner_stats=args.refiner_stats, bn_prior=args.bn_prior,
-                                                    bn_prefix=args.bn_prefix,
+                                                    bn_prefix=args.bn_prefix, tent_epochs=args.tent_epochs,
+                                                    tent_lr=args.tent_lr,
                                                     min_kept_share=args.min_kept_share),
                    step=lambda m: print(">", m, flush=True))  # fmt: skip
     result = {"site": args.site, "n_adapt": len(unl), "n_test": len(test), "adapt_minutes": report["minutes"],

@@ -50,6 +50,7 @@ PLAN: dict[str, tuple[str, str, list[str]]] = {
     "mt_ema_turn_blocks": ("cv", MT, ["data.augment.p_turn=0.5"]),  # + symphysis turned about PS1 (data.turn)
     "mt_ema_turn_strong_blocks": ("cv", MT, ["data.augment.p_turn=1.0", "data.augment.turn_deg=25"]),  # dose check
     "mt_ema_r192_blocks": ("cv", MT, ["data.input_size=192"]),  # the network at 192 px instead of 128
+    "mt_ema_bal_blocks": ("cv", MT, ["train.balance_aop=true"]),  # AoP bands weigh equally in sampling
     "mt_ema_aop_blocks": ("cv", MT, ["train.ema=0.998", "loss.aop_weight=0.25"]),  # + AoP loss on the DSNT head
     "transunet_seg_blocks": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks"]),  # paper 1, issue 10
     "transunet_seg_blocks_s1": ("cv", "configs/transunet_seg.yaml", ["train.split=blocks", "train.seed=1"]),

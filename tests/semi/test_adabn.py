@@ -153,12 +153,16 @@ def test_pretraining_without_fine_tuning_is_refused(tmp_path):
     scans = [Scan("a", _images(1, 1.0)[0], "a")]
     with pytest.raises(InputError, match="needs fine-tuning"):
         adapt(scans, tmp_path, config=AdaptConfig(pretrain_minutes=1.0))
+    with pytest.raises(InputError, match="needs bn_stats"):
+        adapt(scans, tmp_path, config=AdaptConfig(bn_stats=False, tent_epochs=1))
 
 
 @pytest.mark.slow
-def test_adapt_with_statistics_only(tmp_path):
+@pytest.mark.parametrize("tent", [0, 2])
+def test_adapt_with_statistics_only(tmp_path, tent):
     """``epochs=0`` (the default): no fine-tuning; the adapted model differs from the shipped one only by
-    its BatchNorm statistics (and refitted plane head), and measures the site."""
+    its BatchNorm statistics (with ``tent_epochs``, the default 2: and the BatchNorm scales and shifts) and
+    refitted plane head, and measures the site."""
     from _helpers import SAMPLE_IMAGES
 
     from partus.data.records import load_psfhs
@@ -166,17 +170,21 @@ def test_adapt_with_statistics_only(tmp_path):
     records = load_psfhs(SAMPLE_IMAGES.parent)
     site = [Scan(f"{r.name}_{k}", apply_shift("gain_low", r.image, r.points, index=k).image, r.name)
             for k in range(3) for r in records]  # fmt: skip
-    report = adapt(site, tmp_path, config=AdaptConfig(min_kept=2, min_kept_share=0.1))
+    report = adapt(site, tmp_path, config=AdaptConfig(min_kept=2, min_kept_share=0.1, tent_epochs=tent))
     assert report["steps"] == 0 and not (tmp_path / "finetune").exists()
     text = (tmp_path / "adapt_report.md").read_text()
-    assert "Adapted by: BatchNorm statistics of the 12 scans, a refitted standard-plane head." in text
+    tent_words = "BatchNorm scales fitted by entropy minimisation (2 passes), " if tent else ""
+    assert f"Adapted by: {tent_words}BatchNorm statistics of the 12 scans, a refitted standard-plane head." in text
     saved = torch.load(tmp_path / "adapted.ckpt", weights_only=False)["state_dict"]
     adapted = {k[len("model.") :]: v for k, v in saved.items() if k.startswith("model.")}
     _, base = load_trainable()
     changed = {k for k, v in base.items() if not torch.allclose(v.float(), adapted[k].float(), atol=1e-6)}
     stats = ("running_mean", "running_var", "num_batches_tracked")
-    assert all(k.endswith(stats) or k.startswith("plane_head.") for k in changed)
+    bn = {k.rsplit(".", 1)[0] for k in base if k.endswith("running_var")}
+    affine = {k for k in changed if k.rsplit(".", 1)[0] in bn and k.endswith((".weight", ".bias"))}
+    assert all(k.endswith(stats) or k.startswith("plane_head.") or k in affine for k in changed)
     assert sum(k.endswith("running_var") for k in changed) > 10  # the statistics really moved
+    assert (len(affine) > 10) == bool(tent)  # the scales and shifts moved exactly when Tent ran
     p = Predictor(tmp_path)
     assert p.has_plane and sum(p.predict_one(s.image).measurement.ok for s in site) == report["after"]["measured"]
 

@@ -125,13 +125,17 @@ def adapt(
     bn_stats: Annotated[
         bool, typer.Option(help="Re-estimate the BatchNorm statistics on the scans (AdaBN; no labels used).")
     ] = True,
+    tent_epochs: Annotated[
+        int, typer.Option(min=0, help="Entropy-minimisation passes fitting the BatchNorm scales first (Tent; 0: off).")
+    ] = 2,
     min_kept: Annotated[int, typer.Option(min=1, help="Fewest kept pseudo-labels to go on with.")] = 20,
     frame_step: FrameStepOpt = 5,
 ) -> None:
-    """Adapt the bundled network to a new site from unlabelled scans: check them with pseudo-labels,
-    re-estimate its BatchNorm statistics on them (optionally fine-tune on the kept labels: --epochs), refit
-    its standard-plane head, export OUT/multitask.onnx (use: partus predict --model OUT) and write a
-    before/after report (OUT/adapt_report.md). Refuses scans too few of which pass the pseudo-label checks."""
+    """Adapt the bundled network to a new site from unlabelled scans: check them with pseudo-labels, fit
+    its BatchNorm layers to them (entropy minimisation, then their statistics; optionally fine-tune on the
+    kept labels first: --epochs), refit its standard-plane head, export OUT/multitask.onnx (use: partus
+    predict --model OUT) and write a before/after report (OUT/adapt_report.md). Refuses scans too few of
+    which pass the pseudo-label checks."""
     from ..errors import InputError
     from ..train.adapt import AdaptConfig
     from ..train.adapt import adapt as run
@@ -139,7 +143,8 @@ def adapt(
     scans = _read_scans(inputs, frame_step)
     try:
         report = run(scans, out_dir, config=AdaptConfig(epochs=epochs, steps=steps, pretrain_minutes=pretrain_minutes,
-                                                        bn_stats=bn_stats, min_kept=min_kept),
+                                                        bn_stats=bn_stats, min_kept=min_kept,
+                                                        tent_epochs=tent_epochs),
                      step=lambda msg: err.print(f"[bold]>[/bold] {msg}"))  # fmt: skip
     except (InputError, ValueError) as exc:
         raise _usage(str(exc)) from None

@@ -9,7 +9,9 @@
    site's other scans), the shipped network is fine-tuned on the kept labels (``steps`` optimiser
    steps, its training augmentation, orientation head included), starting from its trainable weights
    (``weights/multitask.pt``, the checkpoint the bundled ONNX was exported from).
-4. Every BatchNorm layer's running statistics are re-estimated on all the site's scans (``bn_stats``,
+4. The BatchNorm layers' scales and shifts are fitted to the site's scans by entropy minimisation
+   (``tent_epochs`` passes, Tent: Wang et al. 2021; every other weight frozen), then every BatchNorm layer's
+   running statistics are re-estimated on all the site's scans (``bn_stats``,
    AdaBN: Li et al. 2016), the weights unchanged: the layers normalise the site's images as they did the
    training scans. No label is used; on simulated sites this is what helps (``benchmarks/ACCURACY.md``).
    The symphysis refiner (:mod:`partus.refine`) goes with the network: with ``refiner_stats`` and its
@@ -47,10 +49,12 @@ TRAINABLE = Path(__file__).resolve().parents[1] / "weights" / "multitask.pt"
 @dataclass
 class AdaptConfig:
     """``epochs`` passes over the kept pseudo-labels (``steps``, when given, overrides them; 0: no
-    fine-tuning, the default); ``bn_stats``: re-estimate the BatchNorm statistics on the site's scans (of the
-    layers named ``bn_prefix...``, keeping ``bn_prior`` of the old ones: :func:`~partus.train.adabn.recalibrate_bn`);
-    ``refiner_stats``: the symphysis refiner's too, on its windows (off: on simulated sites it helped where
-    gray levels changed and hurt where the sector did, worse on average; ``benchmarks/ACCURACY.md``)."""
+    fine-tuning, the default); ``tent_epochs``: passes of entropy minimisation over the site's scans that
+    fit the BatchNorm scales and shifts (Tent, :mod:`partus.train.tent`; 0: none); ``bn_stats``: then
+    re-estimate the BatchNorm statistics on the site's scans (of the layers named ``bn_prefix...``, keeping
+    ``bn_prior`` of the old ones: :func:`~partus.train.adabn.recalibrate_bn`); ``refiner_stats``: the
+    symphysis refiner's too, on its windows (off: on simulated sites it helped where gray levels changed and
+    hurt where the sector did, worse on average; ``benchmarks/ACCURACY.md``)."""
 
     epochs: float = 0.0
     steps: int | None = None
@@ -61,6 +65,8 @@ class AdaptConfig:
     bn_stats: bool = True
     bn_prior: float = 0.0
     bn_prefix: str = ""
+    tent_epochs: int = 2
+    tent_lr: float = 1e-3
     refiner_stats: bool = False
     min_kept: int = 20
     min_kept_share: float = 0.2
@@ -203,6 +209,9 @@ def adapt(
     t0 = time.perf_counter()
     if not scans:
         raise InputError("scans", "no scan to adapt to")
+    if cfg_a.tent_epochs > 0 and not cfg_a.bn_stats:
+        raise InputError("tent_epochs", "entropy minimisation moves the BatchNorm statistics with its batches: "
+                         "it needs bn_stats to re-estimate them after")  # fmt: skip
     if cfg_a.pretrain_minutes > 0 and not cfg_a.fine_tunes:
         raise InputError("pretrain_minutes", "a pretrained encoder needs fine-tuning to fit the heads to it: "
                          "give epochs or steps too")  # fmt: skip
@@ -240,6 +249,12 @@ def adapt(
     else:
         module = LandmarkModule(cfg.model_dump(mode="json"))
         module.model.load_state_dict(state)
+    if cfg_a.tent_epochs > 0:
+        from .tent import entropy_adapt
+
+        say(f"entropy minimisation on the {len(scans)} scans ({cfg_a.tent_epochs} epochs)")
+        entropy_adapt(module.model, [s.image for s in scans], int(cfg.data.input_size), cfg_a.tent_epochs,
+                      cfg_a.tent_lr, seed=cfg_a.seed)  # fmt: skip
     if cfg_a.bn_stats:
         say(f"re-estimating the BatchNorm statistics on the {len(scans)} scans")
         recalibrate_bn(
@@ -341,6 +356,9 @@ def _stages(r: dict) -> str:
     c = r["config"]
     stages = [f"MoCo pretraining of the encoder ({c['pretrain_minutes']:g} min)"] * (c["pretrain_minutes"] > 0)
     stages += [f"fine-tuning on the kept labels ({r['steps']} steps)"] * bool(r["steps"])
+    stages += [f"BatchNorm scales fitted by entropy minimisation ({c['tent_epochs']} passes)"] * (
+        c.get("tent_epochs", 0) > 0
+    )
     stages += [f"BatchNorm statistics of the {r['scans']} scans"] * bool(c["bn_stats"])
     stages += ["a refitted standard-plane head"] * bool(r.get("plane_head"))
     return ", ".join(stages) or "nothing (the shipped network, re-exported)"
