@@ -110,7 +110,8 @@ The default model is **one multi-task network** (paper 5's shape), run by ONNX R
   their anatomical identity; the decision is in `extras["orientation"]`. The landmark heads were trained
   on the usual display only (mirrored training scans teach only the orientation head).
 {_refiner_bullet(s.get("refiner"))}- `multitask.pt` holds the same network's weights for training (float32, with its config):
-  `partus adapt` starts from it (new BatchNorm statistics; optional fine-tuning). Inference never
+  `partus adapt` starts from it (BatchNorm scales fitted by entropy minimisation, new BatchNorm
+  statistics; optional fine-tuning). Inference never
   reads it.
 
 Date {s.get("date", "?")}, partus {version}. 128-px input, 30 epochs, AdamW 2e-3, cosine schedule, batch 8;
